@@ -1,0 +1,144 @@
+//! The command line, as clap derive types. Parsing only: `dispatch.rs` acts on it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Turn folders of (mostly Korean) news articles into short, faithful Korean-English briefs,
+/// with any OpenAI-compatible chat-completions endpoint.
+#[derive(Debug, Parser)]
+#[command(name = "hanbrief", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Config file (default: $HANBRIEF_CONFIG, else ./config.toml if present, else built-in
+    /// defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Only warnings and errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on stderr (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object per line, for machines.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a brief (Markdown and JSON) for every article under the given paths.
+    Summarize(SummarizeArgs),
+    /// Show how one file is decoded, cleaned and chunked (no network).
+    Inspect(InspectArgs),
+    /// Show or check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// List, show or copy the prompt templates.
+    #[command(subcommand)]
+    Prompts(PromptsCommand),
+}
+
+/// `hanbrief summarize`
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// Article files or folders (walked recursively for .txt, .md, .html, .htm).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Output folder (default: [output] dir from config).
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Model id (overrides [endpoint] model).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Endpoint base URL, e.g. http://127.0.0.1:8080/v1 (overrides [endpoint] base_url).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Plan only: tokens, chunks, calls and estimated cost per article; no network, no files.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Ignore cached answers and existing briefs: redo every article.
+    #[arg(long)]
+    pub force: bool,
+    /// Calls in flight at once (overrides [limits] max_in_flight).
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
+}
+
+/// `hanbrief inspect`
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The article file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// One JSON object on stdout instead of a report for people.
+    #[arg(long)]
+    pub json: bool,
+    /// Model whose tokenizer and window to plan for (overrides [endpoint] model).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting, its value and where it came from (default, file, environment, flag).
+    Show(ConfigShowArgs),
+    /// Validate the configuration (and with --ping, make one tiny call to the endpoint).
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigShowArgs {
+    /// Model id (overrides [endpoint] model).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Endpoint base URL (overrides [endpoint] base_url).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// Also make one tiny call to prove that the endpoint, key and model work.
+    #[arg(long)]
+    pub ping: bool,
+    /// Model id (overrides [endpoint] model).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Endpoint base URL (overrides [endpoint] base_url).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PromptsCommand {
+    /// List the templates and where each comes from (built-in or your folder).
+    List,
+    /// Print one template as it will be used.
+    Show {
+        /// Template name, e.g. brief.md.
+        name: String,
+    },
+    /// Copy the built-in templates into DIR to start customising them (existing files are kept).
+    Init {
+        /// Folder to write into; point [prompts] dir at it.
+        dir: PathBuf,
+    },
+}
