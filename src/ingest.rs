@@ -1,0 +1,520 @@
+//! Ingest: find the articles under the given paths, read them, and decode them to text.
+//!
+//! Discovery walks folders recursively (following symlinks but never around a loop, skipping
+//! hidden entries and the output folder) and keeps `.txt`, `.md`, `.html` and `.htm` files, in a
+//! stable order. Decoding honours a byte-order mark (UTF-8, UTF-16), then accepts valid UTF-8,
+//! then sniffs the legacy encoding with chardetng (hinted towards Korean, so that short CP949
+//! texts are not taken for Big5) and decodes it with encoding_rs, whose EUC-KR is the CP949
+//! superset. HTML is reduced to the article's text with a Readability port, falling back to the
+//! page's visible text when Readability finds no article. A file that is binary, empty or
+//! undecodable is skipped with a reason; it is never sent to the model.
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// File extensions hanbrief reads when walking a folder.
+pub const EXTENSIONS: &[&str] = &["txt", "md", "markdown", "html", "htm"];
+
+/// Bytes of an article file above which it is skipped rather than read (a 60 KB article is
+/// large; 20 MB is certainly not an article).
+pub const MAX_FILE_BYTES: u64 = 20 * 1024 * 1024;
+
+/// One input file and where its outputs go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    /// The path to read.
+    pub path: PathBuf,
+    /// The path relative to the folder it was found in (its file name for a file given
+    /// directly); outputs mirror it.
+    pub rel: PathBuf,
+}
+
+/// An input that was passed over before reading, and why.
+#[derive(Debug, Clone)]
+pub struct Passed {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// What discovery found.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub files: Vec<InputFile>,
+    /// Entries that could not be walked (permission errors, symlink loops).
+    pub passed: Vec<Passed>,
+}
+
+/// Discovery failed for a reason the user must fix (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("input path {} does not exist", .0.display())]
+    Missing(PathBuf),
+    #[error("no input paths given")]
+    NoInputs,
+}
+
+/// Finds the articles under `paths`. `exclude` lists folders never to enter (the output folder,
+/// when it lies inside an input folder).
+pub fn discover(paths: &[PathBuf], exclude: &[PathBuf]) -> Result<Discovery, IngestError> {
+    if paths.is_empty() {
+        return Err(IngestError::NoInputs);
+    }
+    let exclude: Vec<PathBuf> = exclude
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    let mut out = Discovery::default();
+    for root in paths {
+        let meta = std::fs::metadata(root).map_err(|_| IngestError::Missing(root.clone()))?;
+        if meta.is_file() {
+            let rel = PathBuf::from(root.file_name().unwrap_or(root.as_os_str()));
+            out.files.push(InputFile {
+                path: root.clone(),
+                rel,
+            });
+            continue;
+        }
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| {
+                let hidden = e.depth() > 0 && e.file_name().to_string_lossy().starts_with('.');
+                let excluded = e.file_type().is_dir()
+                    && std::fs::canonicalize(e.path()).is_ok_and(|c| exclude.contains(&c));
+                !hidden && !excluded
+            });
+        for entry in walker {
+            match entry {
+                Ok(e) if e.file_type().is_file() => {
+                    if !has_article_extension(e.path()) {
+                        continue;
+                    }
+                    let rel = e
+                        .path()
+                        .strip_prefix(root)
+                        .unwrap_or(e.path())
+                        .to_path_buf();
+                    out.files.push(InputFile {
+                        path: e.path().to_path_buf(),
+                        rel,
+                    });
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    let path = err
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.clone());
+                    let reason = if err.loop_ancestor().is_some() {
+                        "symlink loop: not followed".to_string()
+                    } else {
+                        format!(
+                            "cannot walk: {}",
+                            err.io_error()
+                                .map_or_else(|| err.to_string(), ToString::to_string)
+                        )
+                    };
+                    out.passed.push(Passed { path, reason });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn has_article_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// How a file's bytes were turned into text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Markdown,
+    Html,
+}
+
+/// A decoded article, before cleaning.
+#[derive(Debug, Clone)]
+pub struct Article {
+    pub input: InputFile,
+    /// The decoded text (for HTML: the article's text extracted from the page).
+    pub text: String,
+    /// The title found in the page's markup (HTML only).
+    pub html_title: Option<String>,
+    /// The encoding the bytes were decoded from, e.g. `UTF-8`, `UTF-16LE`, `EUC-KR`.
+    pub encoding: &'static str,
+    pub format: Format,
+    /// blake3 of the raw bytes, hex.
+    pub content_hash: String,
+    /// Size of the raw file.
+    pub bytes: usize,
+}
+
+/// Why a file is not an article we can brief. Not an error of the run: reported as skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Skip {
+    #[error("empty file")]
+    Empty,
+    #[error("binary file (not text)")]
+    Binary,
+    #[error("file too large ({0} bytes; the limit is {MAX_FILE_BYTES})")]
+    TooLarge(u64),
+    #[error("cannot decode the text in any known encoding ({0} tried)")]
+    Undecodable(&'static str),
+    #[error("nothing left after removing web clutter")]
+    AllClutter,
+}
+
+/// Reading a file failed: either an I/O error (the run goes on; the report names the file) or
+/// the file is not an article (skipped with a reason).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Skip(#[from] Skip),
+}
+
+/// Reads and decodes one input file.
+pub fn read(input: &InputFile) -> Result<Article, ReadError> {
+    let size = std::fs::metadata(&input.path)?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(Skip::TooLarge(size).into());
+    }
+    let bytes = std::fs::read(&input.path)?;
+    Ok(from_bytes(input.clone(), &bytes)?)
+}
+
+/// Decodes an article from bytes already in memory (a file, or standard input).
+pub fn from_bytes(input: InputFile, bytes: &[u8]) -> Result<Article, Skip> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Skip::Empty);
+    }
+    let ext_html = input
+        .path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
+    let (decoded, encoding) = decode(bytes)?;
+    let format = if ext_html || looks_like_html(&decoded) {
+        Format::Html
+    } else if input
+        .path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"))
+    {
+        Format::Markdown
+    } else {
+        Format::Text
+    };
+    let (text, html_title) = match format {
+        Format::Html => {
+            let page = html_to_text(&decoded);
+            (page.text, page.title)
+        }
+        _ => (normalize_newlines(&decoded), None),
+    };
+    if text.trim().is_empty() {
+        return Err(Skip::Empty);
+    }
+    Ok(Article {
+        input,
+        text,
+        html_title,
+        encoding,
+        format,
+        content_hash: blake3::hash(bytes).to_hex().to_string(),
+        bytes: bytes.len(),
+    })
+}
+
+/// Decodes bytes to text, naming the encoding used.
+pub fn decode(bytes: &[u8]) -> Result<(String, &'static str), Skip> {
+    if let Some((enc, bom_len)) = encoding_rs::Encoding::for_bom(bytes) {
+        let (text, had_errors) = enc.decode_without_bom_handling(&bytes[bom_len..]);
+        if had_errors && enc != encoding_rs::UTF_8 {
+            return Err(Skip::Undecodable(enc.name()));
+        }
+        let name = if enc == encoding_rs::UTF_8 {
+            "UTF-8 (BOM)"
+        } else {
+            enc.name()
+        };
+        return check_text(text.into_owned(), name);
+    }
+    // Text files never contain NUL; binary files nearly always do.
+    if bytes.contains(&0) {
+        return Err(Skip::Binary);
+    }
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return check_text(text.to_string(), "UTF-8");
+    }
+    let enc = meta_charset(bytes).unwrap_or_else(|| {
+        let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+        detector.feed(bytes, true);
+        detector.guess(Some(b"kr"), chardetng::Utf8Detection::Allow)
+    });
+    let (text, _, had_errors) = enc.decode(bytes);
+    if had_errors {
+        // A few bad bytes in a scraped page are common; a mostly-unreadable decode is not text.
+        let bad = text.chars().filter(|c| *c == '\u{FFFD}').count();
+        if bad * 50 > text.chars().count() {
+            return Err(Skip::Undecodable(enc.name()));
+        }
+    }
+    check_text(text.into_owned(), enc.name())
+}
+
+/// Rejects decoded "text" that is mostly control characters (a binary file without NULs).
+fn check_text(text: String, encoding: &'static str) -> Result<(String, &'static str), Skip> {
+    let total = text.chars().count();
+    let control = text
+        .chars()
+        .filter(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\u{0C}'))
+        .count();
+    if total > 0 && control * 10 > total {
+        return Err(Skip::Binary);
+    }
+    Ok((text, encoding))
+}
+
+/// The encoding an HTML page declares in its first bytes, if any.
+fn meta_charset(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    static RE: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
+        regex::bytes::Regex::new(r#"(?i)<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_\-]+)"#)
+            .expect("valid regex")
+    });
+    let head = &bytes[..bytes.len().min(4096)];
+    let label = RE.captures(head)?.get(1)?.as_bytes();
+    encoding_rs::Encoding::for_label(label)
+}
+
+fn looks_like_html(text: &str) -> bool {
+    let head: String = text
+        .trim_start()
+        .chars()
+        .take(256)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html") || head.starts_with("<html")
+}
+
+fn normalize_newlines(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// The text of an HTML page.
+pub struct PageText {
+    pub title: Option<String>,
+    pub text: String,
+}
+
+/// Extracts the article from an HTML page: Readability first, the visible text of the page
+/// (without scripts, styles, navigation, headers, footers, asides and forms) when Readability
+/// finds nothing.
+pub fn html_to_text(html: &str) -> PageText {
+    let cfg = dom_smoothie::Config {
+        text_mode: dom_smoothie::TextMode::Formatted,
+        ..Default::default()
+    };
+    // What is never article text goes before Readability scores the page: on a short page
+    // Readability keeps the whole body, menus included.
+    let doc = dom_query::Document::from(html);
+    doc.select(NEVER_ARTICLE).remove();
+    let readable = dom_smoothie::Readability::with_document(doc, None, Some(cfg))
+        .ok()
+        .and_then(|mut r| r.parse().ok())
+        .filter(|a| !a.text_content.trim().is_empty());
+    match readable {
+        Some(article) => {
+            let title = Some(article.title.trim().to_string()).filter(|t| !t.is_empty());
+            let mut text = tidy_lines(&article.text_content);
+            // Readability moves the headline out of the body: put it back as the first line.
+            if let Some(t) = &title
+                && !text.starts_with(t.as_str())
+            {
+                text = format!("{t}\n\n{text}");
+            }
+            PageText { title, text }
+        }
+        None => visible_text(html),
+    }
+}
+
+/// Elements whose text is never the article's.
+const NEVER_ARTICLE: &str =
+    "script, style, noscript, template, nav, footer, aside, form, iframe, svg, button, select";
+
+fn visible_text(html: &str) -> PageText {
+    let doc = dom_query::Document::from(html);
+    let title = doc.select("title").text().trim().to_string();
+    doc.select(NEVER_ARTICLE).remove();
+    doc.select("header").remove();
+    let text = tidy_lines(&doc.select("body").formatted_text());
+    PageText {
+        title: Some(title).filter(|t| !t.is_empty()),
+        text,
+    }
+}
+
+/// Trims every line and collapses runs of blank lines to one.
+fn tidy_lines(text: &str) -> String {
+    static BLANKS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\n{3,}").expect("valid regex"));
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    BLANKS
+        .replace_all(lines.join("\n").trim(), "\n\n")
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(name: &str) -> InputFile {
+        InputFile {
+            path: PathBuf::from(name),
+            rel: PathBuf::from(name),
+        }
+    }
+
+    const KO: &str = "서울시는 올해 지하철 요금을 150원 올린다고 밝혔다. 시민들은 반발했다.";
+
+    #[test]
+    fn decodes_utf8_with_and_without_bom() {
+        assert_eq!(decode(KO.as_bytes()).unwrap(), (KO.to_string(), "UTF-8"));
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice(KO.as_bytes());
+        assert_eq!(decode(&bom).unwrap(), (KO.to_string(), "UTF-8 (BOM)"));
+    }
+
+    #[test]
+    fn decodes_utf16_with_bom() {
+        let (le, _, _) = encoding_rs::UTF_16LE.encode(KO); // encode() falls back to UTF-8
+        assert_eq!(
+            le.as_ref(),
+            KO.as_bytes(),
+            "encoding_rs cannot encode UTF-16"
+        );
+        let mut bytes = vec![0xFF, 0xFE];
+        for unit in KO.encode_utf16() {
+            bytes.extend_from_slice(&unit.to_le_bytes());
+        }
+        assert_eq!(decode(&bytes).unwrap(), (KO.to_string(), "UTF-16LE"));
+        let mut bytes = vec![0xFE, 0xFF];
+        for unit in KO.encode_utf16() {
+            bytes.extend_from_slice(&unit.to_be_bytes());
+        }
+        assert_eq!(decode(&bytes).unwrap(), (KO.to_string(), "UTF-16BE"));
+    }
+
+    #[test]
+    fn decodes_cp949_including_uhc_only_syllables() {
+        let text = "똠방각하 햏자 뷁: 서울 지하철 요금이 오른다.";
+        let (bytes, _, errors) = encoding_rs::EUC_KR.encode(text);
+        assert!(!errors);
+        assert_eq!(decode(&bytes).unwrap(), (text.to_string(), "EUC-KR"));
+        // A short sample is read as Korean thanks to the TLD hint, not as Big5.
+        let (short, _, _) = encoding_rs::EUC_KR.encode("요금 인상");
+        assert_eq!(decode(&short).unwrap().0, "요금 인상");
+    }
+
+    #[test]
+    fn binary_and_empty_files_are_skipped() {
+        assert_eq!(
+            from_bytes(input("a.txt"), b"  \n\t ").unwrap_err(),
+            Skip::Empty
+        );
+        assert_eq!(
+            from_bytes(input("a.txt"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap_err(),
+            Skip::Binary
+        );
+        let controls: Vec<u8> = (1u8..9).cycle().take(200).collect();
+        assert_eq!(
+            from_bytes(input("a.txt"), &controls).unwrap_err(),
+            Skip::Binary
+        );
+    }
+
+    #[test]
+    fn html_keeps_the_article_and_drops_the_page() {
+        let body = "<p>정부는 올해 반도체 수출이 1,234억 달러로 12.3% 늘었다고 밝혔다. 이는 역대 최대 규모다. \
+                    산업통상자원부는 하반기에도 증가세가 이어질 것으로 내다봤다.</p>";
+        let html = format!(
+            "<!doctype html><html><head><title>수출 최대</title><script>var x = 1;</script>\
+             <style>p{{color:red}}</style></head><body><nav><a href='/'>홈</a> <a href='/a'>정치</a></nav>\
+             <article><h1>반도체 수출 역대 최대</h1>{}{}{}</article>\
+             <footer>Copyright 한빛일보</footer></body></html>",
+            body, body, body
+        );
+        let a = from_bytes(input("page.html"), html.as_bytes()).unwrap();
+        assert_eq!(a.format, Format::Html);
+        assert!(
+            a.text.contains("1,234억 달러로 12.3% 늘었다고"),
+            "{}",
+            a.text
+        );
+        assert!(!a.text.contains("var x"), "{}", a.text);
+        assert!(!a.text.contains("color:red"), "{}", a.text);
+        assert!(!a.text.contains("정치"), "{}", a.text);
+    }
+
+    #[test]
+    fn html_without_an_article_falls_back_to_visible_text() {
+        let html = "<html><head><title>t</title><style>x</style></head><body><nav>메뉴</nav><div>짧은 공지입니다.</div></body></html>";
+        let page = html_to_text(html);
+        assert!(page.text.contains("짧은 공지입니다."), "{}", page.text);
+        assert!(!page.text.contains("메뉴"), "{}", page.text);
+    }
+
+    #[test]
+    fn html_charset_is_read_from_the_meta_tag() {
+        let html = "<html><head><meta charset=\"euc-kr\"><title>t</title></head><body><p>지하철 요금</p></body></html>";
+        let (bytes, _, _) = encoding_rs::EUC_KR.encode(html);
+        assert_eq!(decode(&bytes).unwrap().1, "EUC-KR");
+    }
+
+    #[test]
+    fn discovery_walks_sorted_skips_hidden_and_excluded_and_survives_loops() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("b/sub")).unwrap();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        for f in [
+            "a.txt",
+            "b/sub/c.html",
+            "b/d.md",
+            ".hidden.txt",
+            ".git/x.txt",
+            "out/o.md",
+            "img.png",
+        ] {
+            std::fs::write(root.join(f), "x").unwrap();
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(root, root.join("b/loop")).unwrap();
+        let d = discover(&[root.to_path_buf()], &[root.join("out")]).unwrap();
+        let rels: Vec<_> = d.files.iter().map(|f| f.rel.clone()).collect();
+        assert_eq!(
+            rels,
+            vec![
+                PathBuf::from("a.txt"),
+                PathBuf::from("b/d.md"),
+                PathBuf::from("b/sub/c.html")
+            ]
+        );
+        #[cfg(unix)]
+        assert!(d.passed.iter().any(|p| p.reason.contains("loop")));
+        let err = discover(&[root.join("nope")], &[]).unwrap_err();
+        assert!(err.to_string().contains("nope"));
+        let single = discover(&[root.join("b/d.md")], &[]).unwrap();
+        assert_eq!(single.files[0].rel, PathBuf::from("d.md"));
+    }
+}
