@@ -1,0 +1,14 @@
+//! Talking to an OpenAI-compatible chat-completions endpoint.
+//!
+//! - [`types`]: the request and reply types the pipeline uses, and the tolerant wire parsing;
+//! - [`retry`]: what to do about each failure (retry, pause everyone, fail, stop the run), the
+//!   backoff, and the provider's retry headers;
+//! - [`client`]: [`ChatClient`], the single door every call goes through.
+
+pub mod client;
+pub mod retry;
+pub mod types;
+
+pub use client::{ApiKey, CallCache, ChatClient, ClientStats, StatsSnapshot};
+pub use retry::LlmError;
+pub use types::{ChatReply, ChatRequest, FinishReason, Message, Purpose, ReplyFormat, Role, Usage};

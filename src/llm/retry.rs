@@ -1,0 +1,373 @@
+//! What to do about a failed call: classify the response or transport error, compute the
+//! backoff, read the provider's "come back later" headers.
+//!
+//! The rules (DESIGN.md §6): 429 rate limits, 408, 409, 5xx, connection resets, timeouts and
+//! bodies cut short are retried with full-jitter exponential backoff, never sooner than a
+//! `Retry-After` allows. `insufficient_quota`, 401, 403 and 404 stop the run (every other call
+//! would fail the same way). Other 4xx fail the call. `context_length_exceeded` fails the call
+//! with a distinct error so that the caller can split its input.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+
+use super::types::ApiError;
+
+/// Why a model call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LlmError {
+    #[error(
+        "the provider refused the API key ({status}): {message}. Set the environment variable \
+         {key_env} to a valid key (the variable is named by endpoint.api_key_env)"
+    )]
+    Unauthorized {
+        status: u16,
+        message: String,
+        key_env: String,
+    },
+    #[error(
+        "the provider's quota is used up: {message}. Add credit or raise the quota with the \
+         provider, or point endpoint.base_url at another endpoint"
+    )]
+    QuotaExceeded { message: String },
+    #[error(
+        "the endpoint answered 404 Not Found for model `{model}`: {message}. Check \
+         endpoint.base_url (it should end before /chat/completions) and endpoint.model"
+    )]
+    NotFound { model: String, message: String },
+    #[error(
+        "cannot reach the endpoint at {url} after {attempts} attempts: {message}. Is the server \
+         running, and is endpoint.base_url right?"
+    )]
+    Unreachable {
+        url: String,
+        attempts: u32,
+        message: String,
+    },
+    #[error("the prompt is longer than the model's context window: {message}")]
+    ContextLength { message: String },
+    #[error("the endpoint rejected the request ({status}): {message}")]
+    BadRequest { status: u16, message: String },
+    #[error(
+        "the reply was cut off at the {max_tokens}-token limit even with more room; raise \
+         chunking.brief_max_tokens or use a model with a larger context"
+    )]
+    Truncated { max_tokens: u32 },
+    #[error("the model declined to answer: {0}")]
+    Refusal(String),
+    #[error("gave up after {attempts} attempts; last error: {last}")]
+    RetriesExhausted { attempts: u32, last: String },
+    #[error("cancelled before the call could finish")]
+    Cancelled,
+}
+
+impl LlmError {
+    /// Whether this error means the whole run must stop (exit code 3): no other call can succeed.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            LlmError::Unauthorized { .. }
+                | LlmError::QuotaExceeded { .. }
+                | LlmError::NotFound { .. }
+                | LlmError::Unreachable { .. }
+        )
+    }
+}
+
+/// How a non-success response should be handled.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Provider rate limit: every worker pauses (`after`, if the provider said), then retry.
+    RateLimited { after: Option<Duration> },
+    /// A transient fault: retry after backoff (or `after`, if the provider said).
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// The endpoint refused the structured-output mode: retry with a simpler one.
+    FormatRefused { message: String },
+    /// The call fails; the run goes on (or stops, if the error is fatal).
+    Fail(LlmError),
+}
+
+/// Classifies an HTTP error response.
+pub(crate) fn classify(
+    status: StatusCode,
+    headers: &HeaderMap,
+    api: &ApiError,
+    model: &str,
+    key_env: &str,
+) -> Verdict {
+    let code = api.code.as_deref().unwrap_or("");
+    let kind = api.kind.as_deref().unwrap_or("");
+    let message = api.message.clone();
+    let lower = message.to_ascii_lowercase();
+    let after = retry_after(headers);
+
+    if code == "insufficient_quota" || kind == "insufficient_quota" {
+        return Verdict::Fail(LlmError::QuotaExceeded { message });
+    }
+    if (code == "context_length_exceeded"
+        || lower.contains("context length")
+        || lower.contains("context_length")
+        || lower.contains("maximum context")
+        || lower.contains("too many tokens"))
+        && (status.is_client_error() || status.is_server_error())
+    {
+        return Verdict::Fail(LlmError::ContextLength { message });
+    }
+    // Servers that cannot do structured output say so in many ways: llama-cpp-python answers a
+    // json_schema request with HTTP 500 and a validation error naming response_format.
+    if matches!(status.as_u16(), 400 | 422 | 500 | 501)
+        && (lower.contains("response_format")
+            || lower.contains("json_schema")
+            || lower.contains("response format")
+            || lower.contains("structured output"))
+    {
+        return Verdict::FormatRefused { message };
+    }
+    match status.as_u16() {
+        429 => Verdict::RateLimited { after },
+        401 | 403 => Verdict::Fail(LlmError::Unauthorized {
+            status: status.as_u16(),
+            message,
+            key_env: key_env.to_string(),
+        }),
+        404 => Verdict::Fail(LlmError::NotFound {
+            model: model.to_string(),
+            message,
+        }),
+        408 | 409 => Verdict::Retry {
+            after,
+            reason: format!("{status}"),
+        },
+        s if s >= 500 => Verdict::Retry {
+            after,
+            reason: format!("{status}: {}", truncate(&message, 120)),
+        },
+        _ => Verdict::Fail(LlmError::BadRequest {
+            status: status.as_u16(),
+            message,
+        }),
+    }
+}
+
+/// Full-jitter exponential backoff: a random delay up to `min(max, base * 2^attempt)`.
+/// `attempt` counts from 0 (the delay before the first retry).
+pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
+    let ceiling = base
+        .checked_mul(1u32.checked_shl(attempt.min(30)).unwrap_or(u32::MAX))
+        .unwrap_or(max)
+        .min(max);
+    ceiling.mul_f64(fastrand::f64())
+}
+
+/// The provider's "retry after": `retry-after-ms` (OpenAI, milliseconds), else `retry-after`
+/// (seconds, or an HTTP date).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let value = get("retry-after")?;
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let delta = when.signed_duration_since(chrono::Utc::now());
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Parses OpenAI's reset durations: `1s`, `6m0s`, `20ms`, `1h2m3.5s`.
+pub fn parse_reset(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let mut total = 0f64;
+    let mut number = String::new();
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let n: f64 = number.parse().ok()?;
+        number.clear();
+        let unit = match c {
+            'h' => 3600.0,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                0.001
+            }
+            'm' => 60.0,
+            's' => 1.0,
+            _ => return None,
+        };
+        total += n * unit;
+    }
+    if !number.is_empty() {
+        return None;
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+/// Removes anything that looks like an API key from a message: the key itself, and `sk-…`
+/// tokens (providers echo a masked key in 401 messages).
+pub fn redact(message: &str, key: Option<&str>) -> String {
+    static SK: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"sk-[A-Za-z0-9_\-*.]{4,}").expect("valid regex")
+    });
+    let mut out = message.to_string();
+    if let Some(key) = key.filter(|k| k.len() >= 4) {
+        out = out.replace(key, "[redacted]");
+    }
+    SK.replace_all(&out, "sk-[redacted]").into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn verdict(status: u16, code: Option<&str>, message: &str) -> Verdict {
+        let api = ApiError {
+            message: message.to_string(),
+            kind: None,
+            code: code.map(str::to_string),
+        };
+        classify(
+            StatusCode::from_u16(status).unwrap(),
+            &HeaderMap::new(),
+            &api,
+            "m",
+            "OPENAI_API_KEY",
+        )
+    }
+
+    #[test]
+    fn classification_follows_the_rules() {
+        assert!(matches!(
+            verdict(429, None, "slow down"),
+            Verdict::RateLimited { .. }
+        ));
+        assert!(matches!(
+            verdict(429, Some("insufficient_quota"), "quota"),
+            Verdict::Fail(LlmError::QuotaExceeded { .. })
+        ));
+        assert!(matches!(verdict(500, None, "boom"), Verdict::Retry { .. }));
+        assert!(matches!(verdict(503, None, ""), Verdict::Retry { .. }));
+        assert!(matches!(verdict(408, None, ""), Verdict::Retry { .. }));
+        assert!(matches!(verdict(409, None, ""), Verdict::Retry { .. }));
+        assert!(matches!(
+            verdict(400, Some("context_length_exceeded"), "too long"),
+            Verdict::Fail(LlmError::ContextLength { .. })
+        ));
+        assert!(matches!(
+            verdict(
+                500,
+                None,
+                "1 validation error: response_format.json_schema unsupported"
+            ),
+            Verdict::FormatRefused { .. }
+        ));
+        assert!(matches!(
+            verdict(400, None, "bad"),
+            Verdict::Fail(LlmError::BadRequest { status: 400, .. })
+        ));
+        for s in [401, 403] {
+            let Verdict::Fail(e) = verdict(s, None, "no") else {
+                panic!()
+            };
+            assert!(e.is_fatal());
+            assert!(e.to_string().contains("OPENAI_API_KEY"));
+        }
+        let Verdict::Fail(e) = verdict(404, None, "model not found") else {
+            panic!()
+        };
+        assert!(e.is_fatal());
+    }
+
+    #[test]
+    fn retry_after_headers() {
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "2")])),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after(&headers(&[
+                ("retry-after-ms", "1500"),
+                ("retry-after", "9")
+            ])),
+            Some(Duration::from_millis(1500))
+        );
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        let d = retry_after(&headers(&[("retry-after", &soon)])).unwrap();
+        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30));
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn reset_durations() {
+        assert_eq!(parse_reset("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_reset("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(parse_reset("20ms"), Some(Duration::from_millis(20)));
+        assert_eq!(
+            parse_reset("1h2m3.5s"),
+            Some(Duration::from_secs_f64(3723.5))
+        );
+        assert_eq!(parse_reset("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_reset("x"), None);
+        assert_eq!(parse_reset("5"), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn backoff_is_capped_full_jitter() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(2);
+        for attempt in 0..40 {
+            let d = backoff(attempt, base, max);
+            assert!(d <= max);
+            assert!(d <= base * 2u32.saturating_pow(attempt.min(20)));
+        }
+    }
+
+    #[test]
+    fn redaction_hides_keys() {
+        let msg = "Incorrect API key provided: sk-proj-abc***wxyz. You can find your key at …";
+        assert!(!redact(msg, None).contains("abc"));
+        assert_eq!(
+            redact("key secret123 here", Some("secret123")),
+            "key [redacted] here"
+        );
+    }
+}
