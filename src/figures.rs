@@ -1,0 +1,534 @@
+//! Figures: find the numbers in Korean and English text, normalise them to values, and decide
+//! whether a figure in a brief is supported by the article.
+//!
+//! Korean writes large numbers with myriad scales and mixes digits with scale words: `26만 장`
+//! (260,000), `2,340억 원` (234,000,000,000), `1경 7천조 원` (17,000,000,000,000,000),
+//! `3천만` (30,000,000). English uses thousands scales: `17 quadrillion`, `$1.2 trillion`,
+//! `KRW 234 billion`, `260,000`, `1.5bn`. Both become an `f64`, so `26만 장` in the article
+//! supports `260,000 units` in the brief. Percentages and months are kept apart from plain
+//! quantities (`45%` does not support `45 people`; `3월` supports `March`). SI prefixes in
+//! Korean and English (`4.4기가와트`, `4.4 GW`, `4.4 gigawatts`) scale the value too.
+//!
+//! A brief may round: a figure written with a scale word or an approximation word ("about",
+//! "약", "가량") is supported by an article value that rounds to it at the brief's precision
+//! (`1,170억 달러` supports "about $117 billion" and "$120 billion"); a plain figure must match
+//! exactly.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Serialize;
+
+/// What kind of quantity a figure is; only figures of the same kind can support each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A count, an amount, a year, a day: any plain number.
+    Quantity,
+    /// A percentage or percentage points.
+    Percent,
+    /// A month of the year.
+    Month,
+}
+
+/// One number found in a text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figure {
+    /// The text it was read from, e.g. `1조 2천억 원` or `$1.2 trillion`.
+    pub text: String,
+    pub value: f64,
+    pub kind: Kind,
+    /// Significant digits as written, when the writer may have rounded (a scale or an
+    /// approximation word); `None` when the figure claims to be exact.
+    #[serde(skip)]
+    pub rounded_to: Option<u32>,
+}
+
+const BIG_SCALES: &[(char, f64)] = &[('경', 1e16), ('조', 1e12), ('억', 1e8), ('만', 1e4)];
+const SMALL_SCALES: &[(char, f64)] = &[('천', 1e3), ('백', 1e2), ('십', 1e1)];
+
+static NUMBER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?").expect("valid regex")
+});
+static DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(\d{4})\s*[.\-/]\s*(\d{1,2})\s*[.\-/]\s*(\d{1,2})\b").expect("valid regex")
+});
+static EN_SCALE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\s?(quadrillion|trillion|billion|million|thousand|hundred|bn|tn|mn|mln|k|m|b)\b",
+    )
+    .expect("valid regex")
+});
+static EN_PERCENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s?(%p?|퍼센트(포인트)?|프로|%\s?포인트|percent(age points?)?|per cent|pct|pp\b|p\.p\.)")
+        .expect("valid regex")
+});
+static SI_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s?(테라|기가|메가|킬로|tera|giga|mega|kilo|TW|GW|MW|kW|TWh|GWh|MWh|kWh)")
+        .expect("valid regex")
+});
+static MONTH_KO: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s?월").expect("valid regex"));
+static MONTH_EN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?")
+        .expect("valid regex")
+});
+static APPROX: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(about|around|approximately|approx\.?|nearly|almost|roughly|some|over|more than|less than|under|up to|close to|약|대략|거의|가량|여|안팎|남짓|이상|이하|넘는|넘게|이르는|달하는)")
+        .expect("valid regex")
+});
+
+/// Finds every figure in `text`.
+pub fn extract(text: &str) -> Vec<Figure> {
+    let mut out = Vec::new();
+    let mut covered: Vec<(usize, usize)> = Vec::new();
+
+    // Dates first, so that 2024.08.18 is a year, a month and a day, not 2024.08 and 18.
+    for c in DATE.captures_iter(text) {
+        let m = c.get(0).expect("match");
+        covered.push((m.start(), m.end()));
+        let num = |i: usize| c.get(i).and_then(|g| g.as_str().parse::<f64>().ok());
+        if let (Some(y), Some(mo), Some(d)) = (num(1), num(2), num(3)) {
+            out.push(figure(m.as_str(), y, Kind::Quantity, None));
+            if (1.0..=12.0).contains(&mo) {
+                out.push(figure(m.as_str(), mo, Kind::Month, None));
+            }
+            out.push(figure(m.as_str(), d, Kind::Quantity, None));
+        }
+    }
+
+    let mut pos = 0;
+    while let Some(m) = NUMBER.find_at(text, pos) {
+        pos = m.end();
+        if covered
+            .iter()
+            .any(|(s, e)| m.start() >= *s && m.start() < *e)
+        {
+            continue;
+        }
+        let Some(parsed) = parse_korean_group(text, m.start()) else {
+            continue;
+        };
+        let mut end = parsed.end;
+        let mut value = parsed.value;
+        let mut kind = Kind::Quantity;
+        let mut scaled = parsed.scaled;
+        let rest = &text[end..];
+        if let Some(p) = EN_PERCENT.find(rest) {
+            kind = Kind::Percent;
+            end += p.end();
+        } else if !parsed.scaled
+            && let Some(s) = EN_SCALE.find(rest)
+        {
+            let word = s.as_str().trim().to_ascii_lowercase();
+            // "m", "b" and "k" alone are scales only glued to an amount of money ("$2m",
+            // "€1.5b"); "300m" in Korean news is metres.
+            let before = &text[text.floor_char_boundary(m.start().saturating_sub(4))..m.start()];
+            let glued = !s.as_str().starts_with(' ') && before.contains(['$', '€', '£', '₩']);
+            let factor = match word.as_str() {
+                "quadrillion" => Some(1e15),
+                "trillion" | "tn" => Some(1e12),
+                "billion" | "bn" => Some(1e9),
+                "million" | "mn" | "mln" => Some(1e6),
+                "thousand" => Some(1e3),
+                "hundred" => Some(1e2),
+                "k" if glued => Some(1e3),
+                "m" if glued => Some(1e6),
+                "b" if glued => Some(1e9),
+                _ => None,
+            };
+            if let Some(f) = factor {
+                value *= f;
+                end += s.end();
+                scaled = true;
+            }
+        } else if MONTH_KO.is_match(rest) && value.fract() == 0.0 && (1.0..=12.0).contains(&value) {
+            kind = Kind::Month;
+            end += MONTH_KO.find(rest).map_or(0, |m| m.end());
+        }
+        if kind == Kind::Quantity
+            && let Some(p) = SI_PREFIX.find(&text[end..])
+        {
+            let prefix = p.as_str().trim().to_ascii_lowercase();
+            let factor = if prefix.starts_with("테라")
+                || prefix.starts_with("tera")
+                || prefix.starts_with("tw")
+            {
+                1e12
+            } else if prefix.starts_with("기가")
+                || prefix.starts_with("giga")
+                || prefix.starts_with("gw")
+            {
+                1e9
+            } else if prefix.starts_with("메가")
+                || prefix.starts_with("mega")
+                || prefix.starts_with("mw")
+            {
+                1e6
+            } else {
+                1e3
+            };
+            value *= factor;
+            scaled = true;
+            end += p.end();
+        }
+        pos = pos.max(end);
+        let mut start = m.start();
+        // Keep a currency sign with the figure: "$15 billion", "₩2조".
+        if let Some(c) = text[..start].chars().next_back()
+            && matches!(c, '$' | '€' | '£' | '₩' | '¥')
+        {
+            start -= c.len_utf8();
+        }
+        let approx = APPROX
+            .is_match(&text[text.floor_char_boundary(start.saturating_sub(24))..start])
+            || APPROX.is_match(&text[end..text.ceil_char_boundary((end + 12).min(text.len()))]);
+        let rounded_to =
+            (scaled || approx).then(|| significant_digits(&text[m.start()..parsed.digits_end]));
+        out.push(figure(&text[start..end], value, kind, rounded_to));
+        covered.push((start, end));
+    }
+
+    for m in MONTH_EN.find_iter(text) {
+        let name = m.as_str().trim_end_matches('.').to_ascii_lowercase();
+        // "may" and "march" are also common words: count them only next to a number.
+        let near_number = text[m.end()..]
+            .trim_start()
+            .starts_with(|c: char| c.is_ascii_digit())
+            || text[..m.start()]
+                .trim_end()
+                .ends_with(|c: char| c.is_ascii_digit());
+        if matches!(name.as_str(), "may" | "march" | "mar")
+            && !near_number
+            && !text[..m.start()]
+                .trim_end()
+                .to_ascii_lowercase()
+                .ends_with("in")
+        {
+            continue;
+        }
+        let month = match &name[..3] {
+            "jan" => 1.0,
+            "feb" => 2.0,
+            "mar" => 3.0,
+            "apr" => 4.0,
+            "may" => 5.0,
+            "jun" => 6.0,
+            "jul" => 7.0,
+            "aug" => 8.0,
+            "sep" => 9.0,
+            "oct" => 10.0,
+            "nov" => 11.0,
+            _ => 12.0,
+        };
+        out.push(figure(m.as_str(), month, Kind::Month, None));
+    }
+    out
+}
+
+fn figure(text: &str, value: f64, kind: Kind, rounded_to: Option<u32>) -> Figure {
+    Figure {
+        text: text.trim().to_string(),
+        value,
+        kind,
+        rounded_to,
+    }
+}
+
+struct Parsed {
+    value: f64,
+    /// End of the whole group (after its last scale word).
+    end: usize,
+    /// End of the first run of digits (for significant digits).
+    digits_end: usize,
+    /// Whether a scale word multiplied the digits.
+    scaled: bool,
+}
+
+/// Parses a Korean number group starting at `start` (which is at a digit): digits with small
+/// scales (천, 백, 십) inside big scales (경, 조, 억, 만), groups separated by at most one space
+/// while the big scales decrease: `1경 7천조`, `1조 2천억`, `3천만`, `2,340억`, `5만 3000`.
+fn parse_korean_group(text: &str, start: usize) -> Option<Parsed> {
+    let mut total = 0f64;
+    let mut section = 0f64;
+    let mut pos = start;
+    let mut last_big = f64::INFINITY;
+    let mut scaled = false;
+    let mut digits_end = None;
+    loop {
+        let m = NUMBER.find_at(text, pos).filter(|m| m.start() == pos)?;
+        let mut n: f64 = m.as_str().replace(',', "").parse().ok()?;
+        digits_end.get_or_insert(m.end());
+        let mut p = m.end();
+        let mut chars = text[p..].chars();
+        let mut next = chars.next();
+        if let Some((_, f)) = next.and_then(|c| SMALL_SCALES.iter().find(|(s, _)| *s == c)) {
+            n *= f;
+            p += next.map_or(0, char::len_utf8);
+            next = text[p..].chars().next();
+            scaled = true;
+        }
+        section += n;
+        // One space is allowed between digits and a big scale: "2,340 억".
+        let (space, after_space) = match next {
+            Some(' ') => (1, text[p + 1..].chars().next()),
+            other => (0, other),
+        };
+        match after_space.and_then(|c| BIG_SCALES.iter().find(|(s, _)| *s == c)) {
+            Some((c, f)) if *f < last_big => {
+                total += section * f;
+                section = 0.0;
+                last_big = *f;
+                scaled = true;
+                p += space + c.len_utf8();
+                // Continue with "5만3000" (digits right after the scale), or "1조 2천억" (a
+                // space, then digits that lead to a smaller scale).
+                let rest = &text[p..];
+                let glued = rest.starts_with(|c: char| c.is_ascii_digit());
+                let skip = usize::from(rest.starts_with(' '));
+                if glued
+                    || rest[skip..].starts_with(|c: char| c.is_ascii_digit())
+                        && continues_with_smaller_scale(&rest[skip..], *f)
+                {
+                    pos = p + skip;
+                    continue;
+                }
+                return Some(Parsed {
+                    value: total,
+                    end: p,
+                    digits_end: digits_end.unwrap_or(p),
+                    scaled,
+                });
+            }
+            _ => {
+                return Some(Parsed {
+                    value: total + section,
+                    end: p,
+                    digits_end: digits_end.unwrap_or(p),
+                    scaled,
+                });
+            }
+        }
+    }
+}
+
+/// Whether `rest` (at a digit) is a number followed by a big scale smaller than `than`, or
+/// plain digits below it (`5만 3000명`).
+fn continues_with_smaller_scale(rest: &str, than: f64) -> bool {
+    let Some(m) = NUMBER.find(rest).filter(|m| m.start() == 0) else {
+        return false;
+    };
+    let after: String = rest[m.end()..].chars().take(3).collect();
+    let mut chars = after.chars().peekable();
+    if chars
+        .peek()
+        .is_some_and(|c| SMALL_SCALES.iter().any(|(s, _)| s == c))
+    {
+        chars.next();
+    }
+    match chars.next() {
+        Some(c) => BIG_SCALES.iter().any(|(s, f)| *s == c && *f < than),
+        None => false,
+    }
+}
+
+/// Significant digits of a written number: `1,170` → 3, `1.2` → 2, `120` → 2, `0.05` → 1.
+fn significant_digits(written: &str) -> u32 {
+    let digits: String = written
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let (int, frac) = digits.split_once('.').unwrap_or((&digits, ""));
+    let int = int.trim_start_matches('0');
+    if int.is_empty() {
+        return frac.trim_start_matches('0').len().max(1) as u32;
+    }
+    if frac.is_empty() {
+        return int.trim_end_matches('0').len().max(1) as u32;
+    }
+    (int.len() + frac.len()) as u32
+}
+
+/// Rounds `v` to `digits` significant digits.
+fn round_sig(v: f64, digits: u32) -> f64 {
+    if v == 0.0 {
+        return 0.0;
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let factor = 10f64.powi(digits as i32 - 1 - magnitude);
+    (v * factor).round() / factor
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// The figures of the article, ready to check brief figures against.
+#[derive(Debug, Default)]
+pub struct SourceFigures {
+    figures: Vec<Figure>,
+}
+
+impl SourceFigures {
+    /// Reads every figure of the cleaned article.
+    pub fn new(text: &str) -> SourceFigures {
+        SourceFigures {
+            figures: extract(text),
+        }
+    }
+
+    /// How many figures the article has.
+    pub fn count(&self) -> usize {
+        self.figures.len()
+    }
+
+    /// Whether the article supports `f`.
+    pub fn supports(&self, f: &Figure) -> bool {
+        self.figures.iter().filter(|s| s.kind == f.kind).any(|s| {
+            close(s.value, f.value)
+                || f.rounded_to
+                    .is_some_and(|digits| close(round_sig(s.value, digits), f.value))
+        })
+    }
+
+    /// The figures of `text` that the article does not support.
+    pub fn unsupported(&self, text: &str) -> Vec<Figure> {
+        extract(text)
+            .into_iter()
+            .filter(|f| !self.supports(f))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(text: &str) -> Vec<(f64, Kind)> {
+        extract(text)
+            .into_iter()
+            .map(|f| (f.value, f.kind))
+            .collect()
+    }
+
+    fn one(text: &str) -> f64 {
+        let v = values(text);
+        assert_eq!(v.len(), 1, "{text}: {v:?}");
+        v[0].0
+    }
+
+    #[test]
+    fn korean_myriad_scales() {
+        assert_eq!(one("26만 장"), 260_000.0);
+        assert_eq!(one("1경 7천조 원"), 1.7e16);
+        assert_eq!(one("2,340억 원"), 2.34e11);
+        assert_eq!(one("1조 2천억 원"), 1.2e12);
+        assert_eq!(one("3천만 장"), 3e7);
+        assert_eq!(one("1조 5,600억 개"), 1.56e12);
+        assert_eq!(one("90만 장"), 900_000.0);
+        assert_eq!(one("5만3000명"), 53_000.0);
+        assert_eq!(values("5만 3000명").len(), 2);
+        assert_eq!(one("2,340 억 원"), 2.34e11);
+        assert_eq!(one("130억 달러"), 1.3e10);
+        assert_eq!(one("1억2,000만 명"), 1.2e8);
+    }
+
+    #[test]
+    fn korean_words_that_look_like_scales_do_not_scale() {
+        // 만에 ("after"), 조사 ("survey") follow a space or another word, not digits.
+        assert_eq!(values("10개월 만에"), vec![(10.0, Kind::Quantity)]);
+        assert_eq!(values("3년 조사"), vec![(3.0, Kind::Quantity)]);
+    }
+
+    #[test]
+    fn english_scales_and_separators() {
+        assert_eq!(one("17 quadrillion"), 1.7e16);
+        assert_eq!(one("260,000"), 260_000.0);
+        assert_eq!(one("KRW 234 billion"), 2.34e11);
+        assert_eq!(one("$1.2 trillion"), 1.2e12);
+        assert_eq!(one("1.5bn"), 1.5e9);
+        assert_eq!(one("$2m"), 2e6);
+        assert_eq!(one("300m"), 300.0);
+        assert_eq!(one("3.5 million people"), 3.5e6);
+        // A lone "m" after a space is not "million".
+        assert_eq!(one("5 m long"), 5.0);
+    }
+
+    #[test]
+    fn percentages_months_and_units() {
+        assert_eq!(values("45%"), vec![(45.0, Kind::Percent)]);
+        assert_eq!(values("12.3 percent"), vec![(12.3, Kind::Percent)]);
+        assert_eq!(values("0.5%p"), vec![(0.5, Kind::Percent)]);
+        assert_eq!(values("3월"), vec![(3.0, Kind::Month)]);
+        assert_eq!(values("in March"), vec![(3.0, Kind::Month)]);
+        assert_eq!(
+            values("Sept. 22"),
+            vec![(22.0, Kind::Quantity), (9.0, Kind::Month)]
+        );
+        assert_eq!(one("4.4기가와트"), 4.4e9);
+        assert_eq!(one("4.4 GW"), 4.4e9);
+        assert_eq!(one("4.4 gigawatts"), 4.4e9);
+        assert_eq!(one("130TWh"), 1.3e14);
+        assert_eq!(
+            values("2024.08.18"),
+            vec![
+                (2024.0, Kind::Quantity),
+                (8.0, Kind::Month),
+                (18.0, Kind::Quantity)
+            ]
+        );
+    }
+
+    #[test]
+    fn may_and_march_as_words_are_not_months() {
+        assert!(values("Prices may rise").is_empty());
+        assert_eq!(
+            values("on May 5"),
+            vec![(5.0, Kind::Quantity), (5.0, Kind::Month)]
+        );
+    }
+
+    #[test]
+    fn support_is_exact_unless_the_brief_rounds() {
+        let src = SourceFigures::new(
+            "한국은 GPU 26만 장을 확보했고, 블랙록은 1경 7천조 원을 운용한다. 시장은 1,170억 달러로 45% 커졌다. 3월에 도입한다. 4.4기가와트 규모다.",
+        );
+        for ok in [
+            "260,000 GPUs",
+            "17 quadrillion won",
+            "$117 billion",
+            "about $120 billion",
+            "45%",
+            "in March",
+            "4.4 GW",
+            "26만 장",
+            "1.7경 원",
+        ] {
+            assert!(src.unsupported(ok).is_empty(), "{ok} should be supported");
+        }
+        for bad in [
+            "270,000 GPUs",
+            "46%",
+            "in April",
+            "$118 billion",
+            "45 people",
+            "3천억 원",
+        ] {
+            assert!(!src.unsupported(bad).is_empty(), "{bad} should be flagged");
+        }
+        // Rounding is allowed only when the brief signals it.
+        let src = SourceFigures::new("참석자는 1,480명이었다.");
+        assert!(!src.unsupported("1,500 attendees").is_empty());
+        assert!(src.unsupported("about 1,500 attendees").is_empty());
+        assert!(src.unsupported("약 1,500명").is_empty());
+    }
+
+    #[test]
+    fn significant_digits_as_written() {
+        assert_eq!(significant_digits("1,170"), 3);
+        assert_eq!(significant_digits("1.2"), 2);
+        assert_eq!(significant_digits("120"), 2);
+        assert_eq!(significant_digits("0.05"), 1);
+        assert_eq!(significant_digits("1.50"), 3);
+        assert_eq!(round_sig(1.17e11, 2), 1.2e11);
+    }
+}

@@ -1,0 +1,266 @@
+//! Prompt templates: the built-in `prompts/*.md` (embedded in the binary), optionally replaced
+//! file by file from a folder named in config, rendered with minijinja in strict mode (a
+//! variable the template uses but the caller does not give is an error, not an empty string).
+//!
+//! The article is always *data*: templates place it between two fence lines carrying a marker
+//! derived from the text and checked not to occur in it (see [`fence_for`]), and the system
+//! prompt says that nothing between the fences is an instruction.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+/// A built-in template: its file name and text.
+pub struct Builtin {
+    pub name: &'static str,
+    pub text: &'static str,
+    /// What it is for, for `hanbrief prompts list`.
+    pub purpose: &'static str,
+}
+
+/// The built-in templates, in the order the pipeline uses them.
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "system.md",
+        text: include_str!("../prompts/system.md"),
+        purpose: "the system message of every call",
+    },
+    Builtin {
+        name: "format.md",
+        text: include_str!("../prompts/format.md"),
+        purpose: "the JSON shape of a brief, included by brief.md and reduce.md",
+    },
+    Builtin {
+        name: "brief.md",
+        text: include_str!("../prompts/brief.md"),
+        purpose: "a whole article → a brief, in one call",
+    },
+    Builtin {
+        name: "map.md",
+        text: include_str!("../prompts/map.md"),
+        purpose: "one chunk of a long article → notes",
+    },
+    Builtin {
+        name: "collapse.md",
+        text: include_str!("../prompts/collapse.md"),
+        purpose: "several chunks' notes → shorter notes (when notes overflow one call)",
+    },
+    Builtin {
+        name: "reduce.md",
+        text: include_str!("../prompts/reduce.md"),
+        purpose: "all notes of an article → a brief",
+    },
+    Builtin {
+        name: "repair.md",
+        text: include_str!("../prompts/repair.md"),
+        purpose: "asks once more when a reply is not a valid brief",
+    },
+    Builtin {
+        name: "digest.md",
+        text: include_str!("../prompts/digest.md"),
+        purpose: "many briefs → the daily digest",
+    },
+    Builtin {
+        name: "digest_map.md",
+        text: include_str!("../prompts/digest_map.md"),
+        purpose: "a group of briefs → digest notes (when briefs overflow one call)",
+    },
+];
+
+/// A template failed to load or render.
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error("cannot read prompt {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("prompt {name} ({origin}) is not a valid template: {message}")]
+    Syntax {
+        name: String,
+        origin: String,
+        message: String,
+    },
+    #[error("prompt {name} ({origin}) failed to render: {message}")]
+    Render {
+        name: String,
+        origin: String,
+        message: String,
+    },
+}
+
+/// The loaded templates.
+pub struct Prompts {
+    env: Environment<'static>,
+    origins: Vec<(&'static str, String)>,
+}
+
+impl std::fmt::Debug for Prompts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prompts")
+            .field("origins", &self.origins)
+            .finish()
+    }
+}
+
+impl Prompts {
+    /// The built-in templates, with any file of the same name in `dir` taking precedence.
+    pub fn load(dir: Option<&Path>) -> Result<Prompts, PromptError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()
+                .expect("the default delimiters are valid"),
+        );
+        let mut origins = Vec::new();
+        for b in BUILTINS {
+            let (text, origin) = match dir.map(|d| d.join(b.name)).filter(|p| p.is_file()) {
+                Some(path) => {
+                    let text =
+                        std::fs::read_to_string(&path).map_err(|source| PromptError::Read {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    (text, path.display().to_string())
+                }
+                None => (b.text.to_string(), "built-in".to_string()),
+            };
+            env.add_template_owned(b.name, text)
+                .map_err(|e| PromptError::Syntax {
+                    name: b.name.to_string(),
+                    origin: origin.clone(),
+                    message: detailed(&e),
+                })?;
+            origins.push((b.name, origin));
+        }
+        Ok(Prompts { env, origins })
+    }
+
+    /// Renders template `name` with `ctx`.
+    pub fn render(&self, name: &str, ctx: &impl Serialize) -> Result<String, PromptError> {
+        let origin = self.origin(name);
+        let tmpl = self
+            .env
+            .get_template(name)
+            .map_err(|e| PromptError::Render {
+                name: name.to_string(),
+                origin: origin.clone(),
+                message: detailed(&e),
+            })?;
+        tmpl.render(minijinja::value::Serde(ctx))
+            .map(|s| s.trim().to_string())
+            .map_err(|e| PromptError::Render {
+                name: name.to_string(),
+                origin,
+                message: detailed(&e),
+            })
+    }
+
+    /// Where template `name` came from: "built-in" or the override's path.
+    pub fn origin(&self, name: &str) -> String {
+        self.origins
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, o)| o.clone())
+            .unwrap_or_else(|| "unknown".to_string())
+    }
+}
+
+fn detailed(e: &minijinja::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+/// A fence marker for `text`: derived from its hash (so the same article always renders the same
+/// prompt, which keeps the cache warm) and guaranteed not to occur in it.
+pub fn fence_for(text: &str) -> String {
+    let hash = blake3::hash(text.as_bytes()).to_hex();
+    let mut len = 8;
+    loop {
+        let fence = format!("ARTICLE-{}", &hash[..len]);
+        if !text.contains(&fence) || len == hash.len() {
+            return fence;
+        }
+        len += 4;
+    }
+}
+
+/// Copies the built-in templates into `dir` (creating it) without overwriting existing files.
+/// Returns the files written.
+pub fn init_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for b in BUILTINS {
+        let path = dir.join(b.name);
+        if path.exists() {
+            continue;
+        }
+        std::fs::write(&path, b.text)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_load_and_unknown_variables_are_errors() {
+        let p = Prompts::load(None).unwrap();
+        let err = p.render("map.md", &serde_json::json!({})).unwrap_err();
+        assert!(err.to_string().contains("map.md"), "{err}");
+        assert!(err.to_string().contains("undefined"), "{err}");
+    }
+
+    #[test]
+    fn overrides_replace_builtins_file_by_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("map.md"), "NOTES {{ chunk }}").unwrap();
+        let p = Prompts::load(Some(dir.path())).unwrap();
+        assert_eq!(
+            p.render("map.md", &serde_json::json!({"chunk": "x"}))
+                .unwrap(),
+            "NOTES x"
+        );
+        assert!(p.origin("map.md").ends_with("map.md"));
+        assert_eq!(p.origin("brief.md"), "built-in");
+    }
+
+    #[test]
+    fn broken_override_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("brief.md"), "{% if %}").unwrap();
+        let err = Prompts::load(Some(dir.path())).unwrap_err();
+        assert!(err.to_string().contains("brief.md"), "{err}");
+    }
+
+    #[test]
+    fn fences_never_occur_in_the_text() {
+        let text = "기사 본문";
+        let f = fence_for(text);
+        assert!(f.starts_with("ARTICLE-") && f.len() == 16);
+        assert_eq!(f, fence_for(text));
+        let sneaky = format!("{text} {f}");
+        assert!(!sneaky.contains(&fence_for(&sneaky)));
+    }
+
+    #[test]
+    fn init_writes_every_builtin_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = init_dir(dir.path()).unwrap();
+        assert_eq!(first.len(), BUILTINS.len());
+        assert!(init_dir(dir.path()).unwrap().is_empty());
+        assert!(Prompts::load(Some(dir.path())).is_ok());
+    }
+}

@@ -1,0 +1,603 @@
+//! Summarize: the model steps that turn a cleaned article into a brief's content.
+//!
+//! - **One call** when the whole article plus its prompt fits the budget (`chunk_tokens`, and the
+//!   context window with room for the reply).
+//! - Otherwise **map** (each chunk → notes, in parallel; the client bounds the concurrency) and
+//!   **reduce** (all notes → the brief). When the notes themselves overflow one call they are
+//!   **collapsed** in groups (notes → shorter notes) until they fit: a reduce tree.
+//!
+//! Budgets are counted with our tokenizer and widened by the configured margin (and by what the
+//! client has learnt of the server's own counts). If the server still says the prompt is too
+//! long, the step splits its input and goes on: a chunk into two halves, a one-call article into
+//! map-reduce, a reduce into a collapse level. A reply that is not a valid brief gets one repair
+//! call that quotes what was wrong.
+
+use std::collections::BTreeMap;
+
+use futures::future::{BoxFuture, FutureExt, try_join_all};
+use serde::Serialize;
+
+use crate::brief::{self, BriefContent};
+use crate::chunk::{self, Chunk};
+use crate::clean::CleanArticle;
+use crate::config::ChunkSettings;
+use crate::error::ArticleError;
+use crate::llm::{
+    ChatClient, ChatReply, ChatRequest, LlmError, Message, Purpose, ReplyFormat, Usage,
+};
+use crate::prompt::{Prompts, fence_for};
+use crate::tokens::Tokenizer;
+
+/// Prompt sizes without their variable part, measured once per run.
+#[derive(Debug, Clone, Copy)]
+struct Overheads {
+    brief: usize,
+    map: usize,
+    collapse: usize,
+    reduce: usize,
+    /// Per note: its `[part n]` label and separators.
+    per_note: usize,
+}
+
+/// How an article will be summarised.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Tokens of the cleaned text.
+    pub tokens: usize,
+    /// One chunk (the whole text) for a one-call brief; several for map-reduce.
+    pub chunks: Vec<Chunk>,
+    pub one_call: bool,
+    /// Calls the plan will make, assuming notes as long as they may be.
+    pub planned_calls: usize,
+    /// Prompt and reply tokens the plan will spend at most (for cost estimates).
+    pub est_prompt_tokens: u64,
+    pub est_completion_tokens: u64,
+}
+
+/// What summarising cost.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Tally {
+    pub calls: u32,
+    pub cached_calls: u32,
+    pub usage: Usage,
+}
+
+impl Tally {
+    fn add(&mut self, reply: &ChatReply) {
+        if reply.cached {
+            self.cached_calls += 1;
+        } else {
+            self.calls += 1;
+            self.usage += reply.usage;
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.calls += other.calls;
+        self.cached_calls += other.cached_calls;
+        self.usage += other.usage;
+    }
+}
+
+/// Notes on one chunk (or on a group of chunks, after collapsing).
+#[derive(Debug, Clone, Serialize)]
+struct Note {
+    index: usize,
+    text: String,
+}
+
+/// Runs the model steps for articles, over one client.
+pub struct Summarizer<'a> {
+    client: &'a ChatClient,
+    prompts: &'a Prompts,
+    chunking: &'a ChunkSettings,
+    glossary: &'a BTreeMap<String, String>,
+    system: String,
+    overheads: Overheads,
+}
+
+#[derive(Serialize)]
+struct GlossaryEntry<'a> {
+    ko: &'a str,
+    en: &'a str,
+}
+
+impl<'a> Summarizer<'a> {
+    /// A summarizer; renders each template once to measure its fixed size.
+    pub fn new(
+        client: &'a ChatClient,
+        prompts: &'a Prompts,
+        chunking: &'a ChunkSettings,
+        glossary: &'a BTreeMap<String, String>,
+    ) -> Result<Summarizer<'a>, ArticleError> {
+        let system = prompts.render("system.md", &serde_json::json!({}))?;
+        let tok = client.tokenizer();
+        let count = |s: &str| tok.count(s);
+        let empty_notes: Vec<Note> = Vec::new();
+        let sys =
+            count(&system) + crate::tokens::MESSAGE_OVERHEAD * 2 + crate::tokens::REPLY_PRIMING;
+        let no_glossary: Vec<GlossaryEntry> = Vec::new();
+        let brief = count(&prompts.render(
+            "brief.md",
+            &serde_json::json!({"title": "", "glossary": no_glossary, "fence": "ARTICLE-00000000", "article": ""}),
+        )?);
+        let map = count(&prompts.render(
+            "map.md",
+            &serde_json::json!({"title": "", "fence": "ARTICLE-00000000", "chunk": "", "index": 10, "total": 10}),
+        )?);
+        let collapse = count(&prompts.render(
+            "collapse.md",
+            &serde_json::json!({"title": "", "fence": "ARTICLE-00000000", "notes": empty_notes}),
+        )?);
+        let reduce = count(&prompts.render(
+            "reduce.md",
+            &serde_json::json!({"title": "", "glossary": no_glossary, "fence": "ARTICLE-00000000", "notes": empty_notes}),
+        )?);
+        Ok(Summarizer {
+            client,
+            prompts,
+            chunking,
+            glossary,
+            system,
+            overheads: Overheads {
+                brief: sys + brief,
+                map: sys + map,
+                collapse: sys + collapse,
+                reduce: sys + reduce,
+                per_note: 8,
+            },
+        })
+    }
+
+    /// Server tokens per counted token: the margin for foreign tokenizers and what has been
+    /// learnt of this server.
+    fn factor(&self) -> f64 {
+        let margin = if self.chunking.exact_counts {
+            0.02
+        } else {
+            self.chunking.margin as f64
+        };
+        (1.0 + margin) * self.client.calibration().ratio().max(1.0)
+    }
+
+    /// Counted tokens that fit in a prompt that leaves `reply` tokens of the window.
+    fn room(&self, reply: u32) -> usize {
+        let window = self.client.endpoint().context_window;
+        ((window.saturating_sub(reply as usize)) as f64 / self.factor()) as usize
+    }
+
+    /// Plans how to summarise `clean`.
+    pub fn plan(&self, clean: &CleanArticle) -> Plan {
+        plan(
+            clean,
+            self.client.tokenizer(),
+            self.chunking,
+            self.overheads,
+            |reply| self.room(reply),
+        )
+    }
+
+    fn glossary_for(&self, text: &str) -> Vec<GlossaryEntry<'a>> {
+        self.glossary
+            .iter()
+            .filter(|(ko, _)| text.contains(ko.as_str()))
+            .map(|(ko, en)| GlossaryEntry { ko, en })
+            .collect()
+    }
+
+    fn messages(&self, user: String) -> Vec<Message> {
+        vec![Message::system(self.system.clone()), Message::user(user)]
+    }
+
+    fn json_format() -> ReplyFormat {
+        ReplyFormat::Json {
+            name: "brief",
+            schema: brief::content_schema(),
+            bounded: brief::content_schema_bounded(),
+        }
+    }
+
+    /// Summarises `clean` following `plan`, adding what the calls cost to `tally` (also when it
+    /// fails: the report counts failed articles' calls too).
+    pub async fn summarize(
+        &self,
+        clean: &CleanArticle,
+        plan: &Plan,
+        tally: &mut Tally,
+    ) -> Result<BriefContent, ArticleError> {
+        let title = clean.title.clone().unwrap_or_default();
+        if plan.one_call {
+            let prompt = self.prompts.render(
+                "brief.md",
+                &serde_json::json!({
+                    "title": title,
+                    "glossary": self.glossary_for(&clean.text),
+                    "fence": fence_for(&clean.text),
+                    "article": clean.text,
+                }),
+            )?;
+            return match self
+                .brief_call(self.messages(prompt), Purpose::Brief, tally)
+                .await
+            {
+                Err(ArticleError::Llm(LlmError::ContextLength { message })) => {
+                    // The server counts more tokens than we do: go the map-reduce way instead.
+                    tracing::info!(%message, "article too long for one call after all; mapping it in chunks");
+                    let budget = (plan.tokens / 2).max(200);
+                    let chunks = chunk::chunk(&clean.text, self.client.tokenizer(), budget);
+                    self.map_reduce(&title, &clean.text, &chunks, tally).await
+                }
+                other => other,
+            };
+        }
+        self.map_reduce(&title, &clean.text, &plan.chunks, tally)
+            .await
+    }
+
+    async fn map_reduce(
+        &self,
+        title: &str,
+        text: &str,
+        chunks: &[Chunk],
+        tally: &mut Tally,
+    ) -> Result<BriefContent, ArticleError> {
+        let total = chunks.len();
+        let results = try_join_all(
+            chunks
+                .iter()
+                .map(|c| self.map_chunk(title, c.text.clone(), c.index + 1, total)),
+        )
+        .await?;
+        let mut notes = Vec::new();
+        for (text, t) in results {
+            tally.merge(t);
+            notes.push(Note {
+                index: notes.len() + 1,
+                text,
+            });
+        }
+        loop {
+            notes = self.collapse_until_fits(title, notes, tally).await?;
+            let prompt = self.prompts.render(
+                "reduce.md",
+                &serde_json::json!({
+                    "title": title,
+                    "glossary": self.glossary_for(text),
+                    "fence": fence_for(&notes_text(&notes)),
+                    "notes": notes,
+                }),
+            )?;
+            match self
+                .brief_call(self.messages(prompt), Purpose::Reduce, tally)
+                .await
+            {
+                Err(ArticleError::Llm(LlmError::ContextLength { .. })) if notes.len() > 1 => {
+                    // Still too long for the server: collapse one more level, in pairs.
+                    notes = self.collapse(title, notes, 2, tally).await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Notes on one chunk. A chunk the server finds too long is split in two and each half is
+    /// noted; the halves' notes are joined.
+    fn map_chunk(
+        &self,
+        title: &str,
+        text: String,
+        index: usize,
+        total: usize,
+    ) -> BoxFuture<'_, Result<(String, Tally), ArticleError>> {
+        let title = title.to_string();
+        async move {
+            let prompt = self.prompts.render(
+                "map.md",
+                &serde_json::json!({"title": title, "fence": fence_for(&text), "chunk": text, "index": index, "total": total}),
+            )?;
+            let request = ChatRequest {
+                messages: self.messages(prompt),
+                max_tokens: self.chunking.notes_max_tokens,
+                format: ReplyFormat::Text,
+                purpose: Purpose::Map,
+            };
+            match self.client.chat(request).await {
+                Ok(reply) => {
+                    let mut t = Tally::default();
+                    t.add(&reply);
+                    Ok((reply.content.trim().to_string(), t))
+                }
+                Err(LlmError::ContextLength { message }) => {
+                    let tokens = self.client.tokenizer().count(&text);
+                    if tokens < 100 {
+                        return Err(LlmError::ContextLength { message }.into());
+                    }
+                    tracing::info!(tokens, "chunk too long for the server; splitting it in two");
+                    let halves = chunk::chunk(&text, self.client.tokenizer(), tokens.div_ceil(2));
+                    let mut notes = Vec::new();
+                    let mut t = Tally::default();
+                    for half in halves {
+                        let (n, ht) = self.map_chunk(&title, half.text, index, total).await?;
+                        notes.push(n);
+                        t.merge(ht);
+                    }
+                    Ok((notes.join("\n"), t))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        .boxed()
+    }
+
+    /// Collapses notes in groups until the reduce prompt fits.
+    async fn collapse_until_fits(
+        &self,
+        title: &str,
+        mut notes: Vec<Note>,
+        tally: &mut Tally,
+    ) -> Result<Vec<Note>, ArticleError> {
+        let tok = self.client.tokenizer();
+        let room = self.room(self.chunking.brief_max_tokens);
+        loop {
+            let size = self.overheads.reduce
+                + notes
+                    .iter()
+                    .map(|n| tok.count(&n.text) + self.overheads.per_note)
+                    .sum::<usize>();
+            if size <= room || notes.len() <= 1 {
+                return Ok(notes);
+            }
+            // Groups as large as a collapse call allows, at least two notes each.
+            let capacity = self
+                .room(self.chunking.notes_max_tokens)
+                .saturating_sub(self.overheads.collapse);
+            let mut groups = 0usize;
+            let mut current = 0usize;
+            for n in &notes {
+                let t = tok.count(&n.text) + self.overheads.per_note;
+                if current > 0 && current + t > capacity {
+                    groups += 1;
+                    current = 0;
+                }
+                current += t;
+            }
+            groups += 1;
+            let per_group = notes.len().div_ceil(groups.max(1)).max(2);
+            notes = self.collapse(title, notes, per_group, tally).await?;
+        }
+    }
+
+    /// One collapse level: notes in groups of `per_group` → one note per group.
+    async fn collapse(
+        &self,
+        title: &str,
+        notes: Vec<Note>,
+        per_group: usize,
+        tally: &mut Tally,
+    ) -> Result<Vec<Note>, ArticleError> {
+        let groups: Vec<Vec<Note>> = notes
+            .chunks(per_group.max(2))
+            .map(<[Note]>::to_vec)
+            .collect();
+        let calls = groups.into_iter().map(|group| async move {
+            if group.len() == 1 {
+                return Ok::<_, ArticleError>((group[0].text.clone(), Tally::default()));
+            }
+            let prompt = self.prompts.render(
+                "collapse.md",
+                &serde_json::json!({"title": title, "fence": fence_for(&notes_text(&group)), "notes": group}),
+            )?;
+            let reply = self
+                .client
+                .chat(ChatRequest {
+                    messages: self.messages(prompt),
+                    max_tokens: self.chunking.notes_max_tokens,
+                    format: ReplyFormat::Text,
+                    purpose: Purpose::Collapse,
+                })
+                .await?;
+            let mut t = Tally::default();
+            t.add(&reply);
+            Ok((reply.content.trim().to_string(), t))
+        });
+        let results = try_join_all(calls).await?;
+        Ok(results
+            .into_iter()
+            .enumerate()
+            .map(|(i, (text, t))| {
+                tally.merge(t);
+                Note { index: i + 1, text }
+            })
+            .collect())
+    }
+
+    /// A call that must return a brief, with one repair call if the reply is not one.
+    async fn brief_call(
+        &self,
+        messages: Vec<Message>,
+        purpose: Purpose,
+        tally: &mut Tally,
+    ) -> Result<BriefContent, ArticleError> {
+        let reply = self
+            .client
+            .chat(ChatRequest {
+                messages: messages.clone(),
+                max_tokens: self.chunking.brief_max_tokens,
+                format: Self::json_format(),
+                purpose,
+            })
+            .await?;
+        tally.add(&reply);
+        let problem = match brief::parse_content(&reply.content) {
+            Ok(content) => return Ok(content),
+            Err(problem) => problem,
+        };
+        tracing::info!(%purpose, %problem, "the reply is not a valid brief; asking once more");
+        tracing::debug!(reply = %excerpt(&reply.content), "the invalid reply");
+        let mut repair = messages;
+        repair.push(Message::assistant(reply.content));
+        repair.push(Message::user(
+            self.prompts
+                .render("repair.md", &serde_json::json!({"error": problem}))?,
+        ));
+        let reply = self
+            .client
+            .chat(ChatRequest {
+                messages: repair,
+                max_tokens: self.chunking.brief_max_tokens,
+                format: Self::json_format(),
+                purpose: Purpose::Repair,
+            })
+            .await?;
+        tally.add(&reply);
+        brief::parse_content(&reply.content).map_err(ArticleError::InvalidBrief)
+    }
+}
+
+fn excerpt(s: &str) -> String {
+    let mut e: String = s.chars().take(400).collect();
+    if e.len() < s.len() {
+        e.push('…');
+    }
+    e
+}
+
+fn notes_text(notes: &[Note]) -> String {
+    notes
+        .iter()
+        .map(|n| n.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Plans an article: one call or map-reduce, how many calls, at most how many tokens.
+fn plan(
+    clean: &CleanArticle,
+    tok: &Tokenizer,
+    chunking: &ChunkSettings,
+    o: Overheads,
+    room: impl Fn(u32) -> usize,
+) -> Plan {
+    let tokens = tok.count(&clean.text);
+    let brief_room = room(chunking.brief_max_tokens);
+    let notes_room = room(chunking.notes_max_tokens);
+    if tokens <= chunking.chunk_tokens && o.brief + tokens <= brief_room {
+        return Plan {
+            tokens,
+            chunks: vec![Chunk {
+                index: 0,
+                tokens,
+                text: clean.text.clone(),
+            }],
+            one_call: true,
+            planned_calls: 1,
+            est_prompt_tokens: (o.brief + tokens) as u64,
+            est_completion_tokens: chunking.brief_max_tokens as u64,
+        };
+    }
+    let budget = chunking
+        .chunk_tokens
+        .min(notes_room.saturating_sub(o.map))
+        .max(200);
+    let chunks = chunk::chunk(&clean.text, tok, budget);
+    let mut calls = chunks.len();
+    let mut prompt: u64 = chunks.iter().map(|c| (o.map + c.tokens) as u64).sum();
+    let mut completion = chunks.len() as u64 * chunking.notes_max_tokens as u64;
+    // Reduce tree, assuming every note is as long as allowed.
+    let note = chunking.notes_max_tokens as usize + o.per_note;
+    let mut notes = chunks.len();
+    let capacity = notes_room.saturating_sub(o.collapse).max(2 * note);
+    while notes > 1 && o.reduce + notes * note > brief_room {
+        let per_group = (capacity / note).max(2);
+        let groups = notes.div_ceil(per_group);
+        calls += groups;
+        prompt += (groups * o.collapse + notes * note) as u64;
+        completion += groups as u64 * chunking.notes_max_tokens as u64;
+        notes = groups;
+    }
+    calls += 1;
+    prompt += (o.reduce + notes * note) as u64;
+    completion += chunking.brief_max_tokens as u64;
+    Plan {
+        tokens,
+        chunks,
+        one_call: false,
+        planned_calls: calls,
+        est_prompt_tokens: prompt,
+        est_completion_tokens: completion,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::Encoding;
+
+    fn settings(chunk_tokens: usize) -> ChunkSettings {
+        ChunkSettings {
+            encoding: Encoding::O200kBase,
+            exact_counts: true,
+            chunk_tokens,
+            margin: 0.0,
+            brief_max_tokens: 500,
+            notes_max_tokens: 200,
+        }
+    }
+
+    fn overheads() -> Overheads {
+        Overheads {
+            brief: 300,
+            map: 150,
+            collapse: 120,
+            reduce: 300,
+            per_note: 8,
+        }
+    }
+
+    fn article(sentences: usize) -> CleanArticle {
+        let text = (0..sentences)
+            .map(|i| format!("{i}번째 문장에서 정부는 예산을 5% 늘렸다고 밝혔다."))
+            .collect::<Vec<_>>()
+            .join("\n");
+        crate::clean::clean(&text, None)
+    }
+
+    #[test]
+    fn short_articles_take_one_call() {
+        let tok = Tokenizer::new(Encoding::O200kBase);
+        let p = plan(&article(5), &tok, &settings(2000), overheads(), |r| {
+            8192 - r as usize
+        });
+        assert!(p.one_call);
+        assert_eq!(p.planned_calls, 1);
+        assert_eq!(p.chunks.len(), 1);
+    }
+
+    #[test]
+    fn long_articles_map_and_reduce() {
+        let tok = Tokenizer::new(Encoding::O200kBase);
+        let a = article(200);
+        let p = plan(&a, &tok, &settings(1000), overheads(), |r| {
+            8192 - r as usize
+        });
+        assert!(!p.one_call);
+        assert!(p.chunks.len() >= 3, "{}", p.chunks.len());
+        assert!(p.chunks.iter().all(|c| c.tokens <= 1000));
+        assert_eq!(p.planned_calls, p.chunks.len() + 1);
+    }
+
+    #[test]
+    fn overflowing_notes_plan_a_reduce_tree() {
+        let tok = Tokenizer::new(Encoding::O200kBase);
+        let a = article(400);
+        // A small window: a few notes per reduce call at most.
+        let p = plan(&a, &tok, &settings(300), overheads(), |r| 1500 - r as usize);
+        assert!(!p.one_call);
+        assert!(
+            p.planned_calls > p.chunks.len() + 1,
+            "{} calls for {} chunks",
+            p.planned_calls,
+            p.chunks.len()
+        );
+    }
+}
