@@ -1,0 +1,512 @@
+//! Acting on the parsed command line: load the configuration, run the command, print its
+//! result, and return the exit code. Results go to stdout, logs and errors to stderr.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::cli::{Cli, Command, ConfigCommand, InspectArgs, PromptsCommand, SummarizeArgs};
+use crate::config::{self, Overrides, Settings};
+use crate::error::{EXIT_ARTICLES_FAILED, EXIT_OK, EXIT_PROVIDER, EXIT_USAGE};
+use crate::ingest::{self, InputFile};
+use crate::llm::{ApiKey, ChatClient, ChatRequest, LlmError, Message, Purpose, ReplyFormat};
+use crate::pipeline::{self, RunOptions, Shutdown};
+use crate::prompt::{self, Prompts};
+use crate::summarize::Summarizer;
+use crate::tokens::Tokenizer;
+use crate::{brief, clean};
+
+/// Runs the command and returns the process exit code. Errors are usage or configuration
+/// problems (exit code 2), already worded for the user.
+pub async fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Summarize(args) => summarize(&cli.global.config, args).await,
+        Command::Inspect(args) => inspect(&cli.global.config, args),
+        Command::Config(ConfigCommand::Show(args)) => {
+            let settings = load_settings(
+                &cli.global.config,
+                Overrides {
+                    model: args.model,
+                    base_url: args.base_url,
+                    ..Default::default()
+                },
+            )?;
+            print_config(&settings)?;
+            Ok(EXIT_OK)
+        }
+        Command::Config(ConfigCommand::Check(args)) => {
+            let settings = load_settings(
+                &cli.global.config,
+                Overrides {
+                    model: args.model,
+                    base_url: args.base_url,
+                    ..Default::default()
+                },
+            )?;
+            config_check(&settings, args.ping).await
+        }
+        Command::Prompts(cmd) => prompts(&cli.global.config, cmd),
+    }
+}
+
+/// Loads settings from the config file (flag, environment or ./config.toml) and overrides.
+pub fn load_settings(
+    config_flag: &Option<std::path::PathBuf>,
+    overrides: Overrides,
+) -> Result<Settings> {
+    let env = config::process_env();
+    let file = config::locate_config_file(config_flag.as_deref(), &env);
+    Ok(config::load(file.as_deref(), &env, &overrides)?)
+}
+
+async fn summarize(config_flag: &Option<std::path::PathBuf>, args: SummarizeArgs) -> Result<u8> {
+    let settings = load_settings(
+        config_flag,
+        Overrides {
+            model: args.model,
+            base_url: args.base_url,
+            max_in_flight: args.jobs,
+            output_dir: args.out,
+            ..Default::default()
+        },
+    )?;
+    let opts = RunOptions {
+        inputs: args.paths,
+        out: settings.output.dir.clone(),
+        dry_run: args.dry_run,
+        force: args.force,
+    };
+    let shutdown = Shutdown::default();
+    install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);
+    if !opts.dry_run && ApiKey::from_env(&settings.endpoint.api_key_env).is_none() {
+        tracing::info!(
+            "{} is not set: calling {} without an API key",
+            settings.endpoint.api_key_env,
+            settings.endpoint.base_url
+        );
+    }
+    let report = pipeline::run(&settings, &opts, &shutdown).await?;
+    if opts.dry_run {
+        print_plan(&report)?;
+    } else {
+        eprint!("{}", report.summary_table());
+        if report.exit_code == EXIT_OK || report.exit_code == EXIT_ARTICLES_FAILED {
+            eprintln!("briefs in {}", opts.out.display());
+        }
+    }
+    Ok(report.exit_code)
+}
+
+fn print_plan(report: &crate::report::RunReport) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:>8} {:>7} {:>6} {:>10}  article",
+        "tokens", "chunks", "calls", "est. cost"
+    )?;
+    for a in &report.articles {
+        match a.status {
+            crate::report::Status::Planned => writeln!(
+                out,
+                "{:>8} {:>7} {:>6} {:>10}  {}",
+                brief::group(a.tokens),
+                a.chunks,
+                a.calls,
+                format!("${:.4}", a.cost_usd),
+                a.path
+            )?,
+            _ => writeln!(
+                out,
+                "{:>8} {:>7} {:>6} {:>10}  {} ({})",
+                "-",
+                "-",
+                0,
+                "-",
+                a.path,
+                a.reason.as_deref().unwrap_or("skipped")
+            )?,
+        }
+    }
+    let t = &report.totals;
+    writeln!(
+        out,
+        "{} articles ({} skipped): {} calls, at most {} prompt + {} completion tokens, at most ${:.4} with model {}",
+        t.articles,
+        t.skipped,
+        t.calls,
+        t.prompt_tokens,
+        t.completion_tokens,
+        t.cost_usd,
+        report.model
+    )?;
+    Ok(())
+}
+
+/// First SIGINT/SIGTERM: start nothing new, let calls in flight finish for up to `grace`.
+/// A second signal exits at once.
+fn install_signal_handlers(shutdown: Shutdown, grace: Duration) {
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::warn!(
+            "stopping: no new calls; waiting up to {} for calls in flight (signal again to quit now)",
+            humantime::format_duration(grace)
+        );
+        shutdown.stop.cancel();
+        let abort = shutdown.abort.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            abort.cancel();
+        });
+        wait_for_signal().await;
+        eprintln!("hanbrief: second signal, exiting now");
+        std::process::exit(crate::error::EXIT_INTERRUPTED as i32);
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The decoding, cleaning and chunk plan of one file, as `inspect` prints it.
+#[derive(serde::Serialize)]
+struct Inspection {
+    path: String,
+    encoding: String,
+    format: String,
+    bytes: usize,
+    chars_raw: usize,
+    chars_clean: usize,
+    tokens: usize,
+    tokenizer: String,
+    exact_tokens: bool,
+    title: Option<String>,
+    one_call: bool,
+    planned_calls: usize,
+    cleaned: String,
+    chunks: Vec<crate::chunk::Chunk>,
+    removed: Vec<clean::Removed>,
+}
+
+fn inspect(config_flag: &Option<std::path::PathBuf>, args: InspectArgs) -> Result<u8> {
+    let settings = load_settings(
+        config_flag,
+        Overrides {
+            model: args.model,
+            ..Default::default()
+        },
+    )?;
+    let input = InputFile {
+        path: args.file.clone(),
+        rel: args
+            .file
+            .file_name()
+            .map(Into::into)
+            .unwrap_or_else(|| args.file.clone()),
+    };
+    if !args.file.is_file() {
+        bail!("{} is not a file", args.file.display());
+    }
+    let article = match ingest::read(&input) {
+        Ok(a) => a,
+        Err(ingest::ReadError::Skip(skip)) => {
+            bail!("{}: {skip}; hanbrief would skip it", args.file.display())
+        }
+        Err(ingest::ReadError::Io(e)) => bail!("cannot read {}: {e}", args.file.display()),
+    };
+    let cleaned = clean::clean(&article.text, article.html_title.as_deref());
+    let prompts = Prompts::load(settings.prompts_dir.as_deref())?;
+    let tokenizer = Tokenizer::new(settings.chunking.encoding);
+    // A client that never calls: the planner needs its window and token estimates.
+    let client = ChatClient::new(
+        &settings.endpoint,
+        &settings.limits,
+        tokenizer,
+        None,
+        Default::default(),
+    )?;
+    let summarizer = Summarizer::new(&client, &prompts, &settings.chunking, &settings.glossary)?;
+    let plan = summarizer.plan(&cleaned);
+    let report = Inspection {
+        path: args.file.display().to_string(),
+        encoding: article.encoding.to_string(),
+        format: format!("{:?}", article.format).to_lowercase(),
+        bytes: article.bytes,
+        chars_raw: article.text.chars().count(),
+        chars_clean: cleaned.chars(),
+        tokens: plan.tokens,
+        tokenizer: settings.chunking.encoding.name().to_string(),
+        exact_tokens: settings.chunking.exact_counts,
+        title: cleaned.title.clone(),
+        one_call: plan.one_call,
+        planned_calls: plan.planned_calls,
+        cleaned: cleaned.text.clone(),
+        chunks: plan.chunks,
+        removed: cleaned.removed,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+        return Ok(EXIT_OK);
+    }
+    writeln!(out, "{}", report.path)?;
+    writeln!(
+        out,
+        "  encoding   {} ({}, {} bytes)",
+        report.encoding,
+        report.format,
+        brief::group(report.bytes)
+    )?;
+    writeln!(
+        out,
+        "  text       {} chars → {} after cleaning ({} lines removed)",
+        brief::group(report.chars_raw),
+        brief::group(report.chars_clean),
+        report.removed.len()
+    )?;
+    writeln!(
+        out,
+        "  tokens     {} ({}{})",
+        brief::group(report.tokens),
+        report.tokenizer,
+        if report.exact_tokens {
+            ""
+        } else {
+            ", an estimate for this model"
+        }
+    )?;
+    writeln!(
+        out,
+        "  title      {}",
+        report.title.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "  plan       {} ({} chunk{}, {} call{})",
+        if report.one_call {
+            "one call"
+        } else {
+            "map-reduce"
+        },
+        report.chunks.len(),
+        if report.chunks.len() == 1 { "" } else { "s" },
+        report.planned_calls,
+        if report.planned_calls == 1 { "" } else { "s" }
+    )?;
+    if !report.removed.is_empty() {
+        writeln!(out, "\nremoved:")?;
+        for r in &report.removed {
+            let text: String = r.text.chars().take(70).collect();
+            writeln!(
+                out,
+                "  {:>4}  {:<13} {}",
+                r.line,
+                format!("{:?}", r.reason).to_lowercase(),
+                text
+            )?;
+        }
+    }
+    for c in &report.chunks {
+        writeln!(
+            out,
+            "\n── chunk {} · {} tokens ──\n{}",
+            c.index, c.tokens, c.text
+        )?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn print_config(settings: &Settings) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match &settings.config_file {
+        Some(f) => writeln!(out, "# config file: {}", f.display())?,
+        None => writeln!(out, "# config file: none (built-in defaults)")?,
+    }
+    let width = settings
+        .provenance
+        .iter()
+        .map(|(k, _, _)| k.len())
+        .max()
+        .unwrap_or(10);
+    for (key, value, source) in &settings.provenance {
+        writeln!(out, "{key:<width$} = {value:<30} # {source}")?;
+    }
+    let key_line = match ApiKey::from_env(&settings.endpoint.api_key_env) {
+        Some(k) => format!("set ({}) in {}", k.masked(), settings.endpoint.api_key_env),
+        None => format!(
+            "not set ({} is empty or unset)",
+            settings.endpoint.api_key_env
+        ),
+    };
+    writeln!(out, "{:<width$} = {key_line}", "api key")?;
+    writeln!(
+        out,
+        "# resolved: context window {} tokens, tokenizer {} ({}), reply field {}",
+        settings.endpoint.context_window,
+        settings.chunking.encoding.name(),
+        if settings.chunking.exact_counts {
+            "exact"
+        } else {
+            "estimates"
+        },
+        settings.endpoint.max_tokens_field.as_str()
+    )?;
+    Ok(())
+}
+
+async fn config_check(settings: &Settings, ping: bool) -> Result<u8> {
+    Prompts::load(settings.prompts_dir.as_deref())?;
+    let mut err = std::io::stderr().lock();
+    writeln!(
+        err,
+        "config ok: {} at {} ({})",
+        settings.endpoint.model,
+        settings.endpoint.base_url,
+        settings
+            .config_file
+            .as_deref()
+            .map_or("built-in defaults".to_string(), |p| p.display().to_string())
+    )?;
+    if !ping {
+        return Ok(EXIT_OK);
+    }
+    let key = ApiKey::from_env(&settings.endpoint.api_key_env);
+    if key.is_none() {
+        writeln!(
+            err,
+            "note: {} is not set; calling without a key",
+            settings.endpoint.api_key_env
+        )?;
+    }
+    let mut limits = settings.limits.clone();
+    limits.max_retries = limits.max_retries.min(2);
+    let client = ChatClient::new(
+        &settings.endpoint,
+        &limits,
+        Tokenizer::new(settings.chunking.encoding),
+        key,
+        Default::default(),
+    )?;
+    let started = std::time::Instant::now();
+    let reply = client
+        .chat(ChatRequest {
+            messages: vec![Message::user("Reply with the single word: OK")],
+            max_tokens: 16,
+            format: ReplyFormat::Text,
+            purpose: Purpose::Ping,
+        })
+        .await;
+    match reply {
+        Ok(r) => {
+            writeln!(
+                err,
+                "ping ok: {} answered {:?} in {:.1}s ({} prompt + {} completion tokens)",
+                settings.endpoint.model,
+                r.content.trim().chars().take(40).collect::<String>(),
+                started.elapsed().as_secs_f64(),
+                r.usage.prompt_tokens,
+                r.usage.completion_tokens
+            )?;
+            Ok(EXIT_OK)
+        }
+        // A model that talks past the tiny budget still answered: the endpoint works.
+        Err(LlmError::Truncated { .. }) => {
+            writeln!(
+                err,
+                "ping ok: {} answered in {:.1}s",
+                settings.endpoint.model,
+                started.elapsed().as_secs_f64()
+            )?;
+            Ok(EXIT_OK)
+        }
+        Err(e) => {
+            writeln!(err, "ping failed: {e}")?;
+            Ok(if e.is_fatal() {
+                EXIT_PROVIDER
+            } else {
+                EXIT_USAGE
+            })
+        }
+    }
+}
+
+fn prompts(config_flag: &Option<std::path::PathBuf>, cmd: PromptsCommand) -> Result<u8> {
+    let settings = load_settings(config_flag, Overrides::default())?;
+    let dir = settings.prompts_dir.as_deref();
+    let loaded = Prompts::load(dir)?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        PromptsCommand::List => {
+            for b in prompt::BUILTINS {
+                writeln!(
+                    out,
+                    "{:<16} {:<40} {}",
+                    b.name,
+                    loaded.origin(b.name),
+                    b.purpose
+                )?;
+            }
+        }
+        PromptsCommand::Show { name } => {
+            let Some(b) = prompt::BUILTINS
+                .iter()
+                .find(|b| b.name == name || b.name == format!("{name}.md"))
+            else {
+                bail!(
+                    "no prompt named {name}; `hanbrief prompts list` shows them ({})",
+                    prompt::BUILTINS
+                        .iter()
+                        .map(|b| b.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            };
+            let text = match dir.map(|d| d.join(b.name)).filter(|p| p.is_file()) {
+                Some(p) => std::fs::read_to_string(&p)
+                    .with_context(|| format!("cannot read {}", p.display()))?,
+                None => b.text.to_string(),
+            };
+            write!(out, "{text}")?;
+        }
+        PromptsCommand::Init { dir } => {
+            let written = prompt::init_dir(&dir)
+                .with_context(|| format!("cannot write prompts to {}", dir.display()))?;
+            for p in &written {
+                writeln!(out, "wrote {}", p.display())?;
+            }
+            writeln!(
+                out,
+                "{} templates in {} ({} new). Point [prompts] dir at it in your config:\n\n[prompts]\ndir = \"{}\"",
+                prompt::BUILTINS.len(),
+                dir.display(),
+                written.len(),
+                display_for_config(&dir)
+            )?;
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn display_for_config(p: &Path) -> String {
+    p.display().to_string().replace('\\', "/")
+}
