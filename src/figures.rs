@@ -72,6 +72,12 @@ static MONTH_EN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?")
         .expect("valid regex")
 });
+static KO_UNIT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^ ?(원|달러|엔|위안|유로|파운드|명|장|개|대|건|곳|톤|배럴|가구|척|칸|채|마리|배|세)",
+    )
+    .expect("valid regex")
+});
 static APPROX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)(about|around|approximately|approx\.?|nearly|almost|roughly|some|over|more than|less than|under|up to|close to|약|대략|거의|가량|여|안팎|남짓|이상|이하|넘는|넘게|이르는|달하는)")
         .expect("valid regex")
@@ -170,6 +176,12 @@ pub fn extract(text: &str) -> Vec<Figure> {
             value *= factor;
             scaled = true;
             end += p.end();
+        }
+        // Show the unit with the figure: "142억 달러", "26만 장" (it does not change the value).
+        if kind == Kind::Quantity
+            && let Some(u) = KO_UNIT.find(&text[end..])
+        {
+            end += u.end();
         }
         pos = pos.max(end);
         let mut start = m.start();
@@ -430,6 +442,7 @@ mod tests {
         assert_eq!(one("2,340 억 원"), 2.34e11);
         assert_eq!(one("130억 달러"), 1.3e10);
         assert_eq!(one("1억2,000만 명"), 1.2e8);
+        assert_eq!(extract("수출은 142억 달러로 늘었다")[0].text, "142억 달러");
     }
 
     #[test]

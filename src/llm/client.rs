@@ -156,6 +156,13 @@ pub struct ChatClient {
     cancel: CancellationToken,
     cache: Option<Arc<dyn CallCache>>,
     stats: ClientStats,
+    /// Until one call has come back, calls go one at a time: a wrong key, model or URL then
+    /// costs one call, not one per worker, and the first reply teaches the limiter and the
+    /// structured-output mode before the others start.
+    probe: tokio::sync::Mutex<()>,
+    probed: std::sync::atomic::AtomicBool,
+    /// The first error that stops the run; every later call fails with it without sending.
+    fatal: std::sync::OnceLock<LlmError>,
 }
 
 impl std::fmt::Debug for ChatClient {
@@ -244,6 +251,9 @@ impl ChatClient {
             cancel,
             cache: None,
             stats: ClientStats::default(),
+            probe: tokio::sync::Mutex::new(()),
+            probed: std::sync::atomic::AtomicBool::new(false),
+            fatal: std::sync::OnceLock::new(),
         })
     }
 
@@ -293,6 +303,44 @@ impl ChatClient {
 
     /// Sends one request, with everything that entails (see the module docs).
     pub async fn chat(&self, request: ChatRequest) -> Result<ChatReply, LlmError> {
+        if let Some(e) = self.fatal.get() {
+            return Err(e.clone());
+        }
+        if !self.probed.load(Ordering::Acquire) {
+            let _probe = tokio::select! {
+                guard = self.probe.lock() => guard,
+                _ = self.cancel.cancelled() => return Err(LlmError::Cancelled),
+            };
+            if !self.probed.load(Ordering::Acquire) {
+                if let Some(e) = self.fatal.get() {
+                    return Err(e.clone());
+                }
+                let result = self.chat_once(request).await;
+                match &result {
+                    Err(e) if e.is_fatal() => {
+                        let _ = self.fatal.set(e.clone());
+                    }
+                    // A cache hit or a cancelled call proved nothing about the endpoint.
+                    Err(LlmError::Cancelled) => {}
+                    Ok(reply) if reply.cached => {}
+                    _ => self.probed.store(true, Ordering::Release),
+                }
+                return result;
+            }
+        }
+        let result = self.chat_once(request).await;
+        if let Err(e) = &result
+            && e.is_fatal()
+        {
+            let _ = self.fatal.set(e.clone());
+        }
+        result
+    }
+
+    async fn chat_once(&self, request: ChatRequest) -> Result<ChatReply, LlmError> {
+        if let Some(e) = self.fatal.get() {
+            return Err(e.clone());
+        }
         let messages = self.wire_messages(&request.messages);
         let key = cache_key(&self.endpoint, &messages, &request);
         if let Some(cache) = &self.cache

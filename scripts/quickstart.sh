@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds hanbrief and writes real briefs for examples/articles/ (or the paths given) into briefs/.
+#
+# With OPENAI_API_KEY set, it uses OpenAI with the default config.toml. Without it, it brings up
+# a real local model server (scripts/local-llm.sh: llama.cpp + Gemma 3 270M on the CPU; the
+# first time takes about 10 minutes to install) and uses examples/providers/local-llama.toml.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v cargo >/dev/null || {
+  echo "quickstart: cargo is needed; install Rust from https://rustup.rs and run this again" >&2
+  exit 2
+}
+cargo build --release --locked
+bin=./target/release/hanbrief
+inputs=("$@")
+[ ${#inputs[@]} -gt 0 ] || inputs=(examples/articles)
+if [ -n "${OPENAI_API_KEY:-}" ]; then
+  echo "quickstart: OPENAI_API_KEY is set: using OpenAI (config.toml)" >&2
+  status=0
+  "$bin" summarize "${inputs[@]}" -o briefs || status=$?
+else
+  echo "quickstart: no OPENAI_API_KEY: starting a local model server (scripts/local-llm.sh)" >&2
+  scripts/local-llm.sh start >&2
+  status=0
+  "$bin" --config examples/providers/local-llama.toml summarize "${inputs[@]}" -o briefs || status=$?
+fi
+echo "quickstart: briefs are in briefs/ (open briefs/*/*.md); the run report is briefs/_report.json" >&2
+exit "$status"

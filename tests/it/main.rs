@@ -1,0 +1,6 @@
+//! Integration tests: one test binary (faster to build than one per file), one wiremock server
+//! per test, and the real `hanbrief` binary run against it. Nothing talks to anything but
+//! loopback.
+
+mod pipeline;
+mod support;

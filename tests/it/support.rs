@@ -1,0 +1,226 @@
+//! Shared test scaffolding: a temporary workspace with a config pointing at a wiremock server,
+//! articles written into it, and the real `hanbrief` binary run against it.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use wiremock::MockServer;
+
+/// The environment variable tests use for the API key (never the user's real one).
+pub const KEY_ENV: &str = "HANBRIEF_TEST_KEY";
+
+/// A workspace for one test: input and output folders, a config file, a mock provider.
+pub struct TestEnv {
+    pub dir: TempDir,
+    pub server: MockServer,
+    extra_config: String,
+}
+
+impl TestEnv {
+    /// A fresh workspace with its own mock server.
+    pub async fn new() -> TestEnv {
+        let env = TestEnv {
+            dir: tempfile::tempdir().expect("temp dir"),
+            server: MockServer::start().await,
+            extra_config: String::new(),
+        };
+        env.write_config();
+        env
+    }
+
+    /// Extra config appended to the base test config (later keys in the same section win is not
+    /// TOML: pass whole sections that the base does not have, or use `set`).
+    pub fn with_config(mut self, extra: &str) -> TestEnv {
+        self.extra_config = extra.to_string();
+        self.write_config();
+        self
+    }
+
+    fn write_config(&self) {
+        let base = format!(
+            r#"[endpoint]
+base_url = "{uri}/v1"
+model = "test-model"
+api_key_env = "{KEY_ENV}"
+context_window = 8192
+request_timeout = "5s"
+connect_timeout = "2s"
+
+[limits]
+requests_per_minute = 100000
+tokens_per_minute = 100000000
+max_in_flight = 4
+max_retries = 2
+backoff_base = "10ms"
+backoff_max = "50ms"
+shutdown_grace = "2s"
+
+[pricing]
+input_per_million = 1.0
+output_per_million = 2.0
+"#,
+            uri = self.server.uri()
+        );
+        std::fs::write(self.config_path(), merge_toml(&base, &self.extra_config))
+            .expect("write config");
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root().join("hanbrief.toml")
+    }
+
+    pub fn input(&self) -> PathBuf {
+        self.root().join("articles")
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.root().join("out")
+    }
+
+    /// Writes an article (UTF-8) under the input folder.
+    pub fn article(&self, rel: &str, text: &str) -> PathBuf {
+        self.article_bytes(rel, text.as_bytes())
+    }
+
+    /// Writes an article's raw bytes under the input folder.
+    pub fn article_bytes(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.input().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, bytes).expect("write article");
+        path
+    }
+
+    /// Runs `hanbrief --config <test config> ARGS…` in the workspace, with the test key set.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        self.run_with_env(args, &[(KEY_ENV, "sk-test-key-0123456789")])
+            .await
+    }
+
+    /// Runs the binary with extra environment variables.
+    pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hanbrief"));
+        cmd.current_dir(self.root())
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("HANBRIEF_CONFIG")
+            .env_remove("HANBRIEF_LOG")
+            .env_remove("RUST_LOG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        tokio::task::spawn_blocking(move || cmd.output().expect("run hanbrief"))
+            .await
+            .expect("join")
+    }
+
+    /// `summarize articles -o out` plus `extra` arguments.
+    pub async fn summarize(&self, extra: &[&str]) -> Output {
+        let input = self.input().display().to_string();
+        let out = self.out().display().to_string();
+        let mut args = vec!["summarize", input.as_str(), "-o", out.as_str()];
+        args.extend_from_slice(extra);
+        self.run(&args).await
+    }
+
+    /// The JSON brief for an input path relative to the input folder (`economy/a.txt` →
+    /// `out/economy/a.json`).
+    pub fn brief(&self, rel: &str) -> Value {
+        let stem = Path::new(rel).with_extension("json");
+        read_json(&self.out().join(stem))
+    }
+
+    /// The run report.
+    pub fn report(&self) -> Value {
+        read_json(&self.out().join("_report.json"))
+    }
+}
+
+/// Appends `extra` to `base`, merging sections that appear in both (keys in `extra` win).
+fn merge_toml(base: &str, extra: &str) -> String {
+    let mut table: toml::Table = toml::from_str(base).expect("base config");
+    let extra: toml::Table = toml::from_str(extra).expect("extra config");
+    for (section, values) in extra {
+        match (table.get_mut(&section), values) {
+            (Some(toml::Value::Table(t)), toml::Value::Table(v)) => t.extend(v),
+            (_, v) => {
+                table.insert(section, v);
+            }
+        }
+    }
+    toml::to_string(&table).expect("serialise config")
+}
+
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// A chat-completions response carrying `content`.
+pub fn completion(content: &str) -> Value {
+    json!({
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "model": "test-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
+    })
+}
+
+/// A valid brief reply about the standard test article.
+pub fn brief_reply() -> String {
+    json!({
+        "title": {"ko": "반도체 수출 역대 최대", "en": "Chip exports hit a record"},
+        "summary": {"ko": "반도체 수출이 142억 달러로 18.4% 늘었다.", "en": "Chip exports rose 18.4% to $14.2 billion."},
+        "key_points": [
+            {"ko": "수출이 18.4% 늘었다.", "en": "Exports grew 18.4%."},
+            {"ko": "한빛전자는 생산을 월 26만 장으로 늘린다.", "en": "Hanbit Electronics will raise output to 260,000 wafers a month."}
+        ],
+        "entities": [{"ko": "한빛전자", "en": "Hanbit Electronics", "kind": "organization"}],
+        "figures": [{"ko": "142억 달러", "en": "$14.2 billion"}, {"ko": "월 26만 장", "en": "260,000 wafers a month"}]
+    })
+    .to_string()
+}
+
+/// A short article that `brief_reply` is faithful to, with some web clutter around it.
+pub const SHORT_ARTICLE: &str = "반도체 수출 역대 최대
+입력 2026-03-04 09:12
+가장작게 작게 기본 크게 가장크게
+
+반도체 수출이 142억 달러로 1년 전보다 18.4% 늘었다고 한국무역연구원이 1일 밝혔다.
+한빛전자는 웨이퍼 생산능력을 월 26만 장으로 늘릴 계획이라고 말했다.
+홍길동 기자 gildong@example.co.kr
+ⓒ 한빛일보, 무단전재 및 재배포 금지
+";
+
+/// A long article of `paragraphs` paragraphs.
+pub fn long_article(paragraphs: usize) -> String {
+    (0..paragraphs)
+        .map(|i| {
+            format!(
+                "{i}번째 문단이다. 정부는 올해 반도체 수출이 142억 달러로 18.4% 늘었다고 밝혔다. \
+                 산업부는 \"하반기에도 증가세가 이어질 것\"이라고 내다봤다. 업계의 반응은 엇갈렸다. \
+                 한빛전자는 생산능력을 월 26만 장으로 늘리고, 미래경제연구소는 둔화 가능성을 경고했다."
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// Lossy stdout + stderr, for assertion messages.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
