@@ -109,8 +109,8 @@ fn schema(bounded: bool) -> serde_json::Value {
     let entity = json!({
         "type": "object",
         "properties": {
-            "ko": text(60, None),
-            "en": text(80, Some(ENGLISH_PATTERN)),
+            "ko": text(40, None),
+            "en": text(60, Some(ENGLISH_PATTERN)),
             "kind": {"type": "string", "enum": ENTITY_KINDS}
         },
         "required": ["ko", "en", "kind"],
@@ -119,11 +119,12 @@ fn schema(bounded: bool) -> serde_json::Value {
     json!({
         "type": "object",
         "properties": {
-            "title": pair(150, Some(KOREAN_PATTERN)),
-            "summary": pair(700, Some(KOREAN_PATTERN)),
-            "key_points": list(pair(250, Some(KOREAN_PATTERN)), 1, 5),
-            "entities": list(entity, 0, 8),
-            "figures": list(pair(120, None), 0, 8)
+            "title": pair(100, Some(KOREAN_PATTERN)),
+            "summary": pair(450, Some(KOREAN_PATTERN)),
+            "key_points": list(pair(180, Some(KOREAN_PATTERN)), 1, 5),
+            "entities": list(entity, 0, 6),
+            "figures": list(pair(80, None), 0, 6)
+
         },
         "required": ["title", "summary", "key_points", "entities", "figures"],
         "additionalProperties": false

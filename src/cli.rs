@@ -54,6 +54,9 @@ pub enum Command {
     /// List, show or copy the prompt templates.
     #[command(subcommand)]
     Prompts(PromptsCommand),
+    /// Serve a simulated OpenAI-compatible endpoint on 127.0.0.1: test configs, prompts and
+    /// schedules without a key or a bill (real rate-limit headers and 429s, injected faults).
+    MockProvider(MockProviderArgs),
 }
 
 /// `hanbrief summarize`
@@ -141,4 +144,55 @@ pub enum PromptsCommand {
         /// Folder to write into; point [prompts] dir at it.
         dir: PathBuf,
     },
+}
+
+/// `hanbrief mock-provider`
+#[derive(Debug, Args)]
+pub struct MockProviderArgs {
+    /// Port on 127.0.0.1 (0: any free port; the URL is printed).
+    #[arg(long, default_value_t = 8787)]
+    pub port: u16,
+    /// Requests per minute before it answers 429.
+    #[arg(long, default_value_t = 600)]
+    pub rpm: u32,
+    /// Tokens per minute (prompt + max_tokens, as OpenAI counts) before it answers 429.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub tpm: u32,
+    /// Share of requests that fail (split: half 5xx, 20 % resets, 10 % malformed bodies,
+    /// 10 % hangs, 10 % spurious 429s).
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_rate: f64,
+    /// Latency before the first token, e.g. 200ms.
+    #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+    pub latency: std::time::Duration,
+    /// Extra latency per completion token, e.g. 2ms.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub latency_per_token: std::time::Duration,
+    /// Share of requests answered 5xx (overrides the split of --fail-rate).
+    #[arg(long)]
+    pub fail_5xx: Option<f64>,
+    /// Share of requests whose connection is reset.
+    #[arg(long)]
+    pub fail_reset: Option<f64>,
+    /// Share of requests answered with a body cut short.
+    #[arg(long)]
+    pub fail_malformed: Option<f64>,
+    /// Share of requests that hang (until --hang is over).
+    #[arg(long)]
+    pub fail_hang: Option<f64>,
+    /// Share of requests answered 429 whatever the limits.
+    #[arg(long)]
+    pub fail_429: Option<f64>,
+    /// How long a hang lasts.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub hang: std::time::Duration,
+    /// Leave out OpenAI's x-ratelimit-* headers (a provider that only ever says 429).
+    #[arg(long)]
+    pub no_rate_limit_headers: bool,
+    /// Prompts longer than this many tokens get context_length_exceeded.
+    #[arg(long, default_value_t = 128_000)]
+    pub context_window: usize,
+    /// Seed of the fault dice.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }

@@ -48,7 +48,46 @@ pub async fn run(cli: Cli) -> Result<u8> {
             config_check(&settings, args.ping).await
         }
         Command::Prompts(cmd) => prompts(&cli.global.config, cmd),
+        Command::MockProvider(args) => mock_provider(args).await,
     }
+}
+
+async fn mock_provider(args: crate::cli::MockProviderArgs) -> Result<u8> {
+    let share = |specific: Option<f64>, part: f64| {
+        specific.unwrap_or(args.fail_rate * part).clamp(0.0, 1.0)
+    };
+    let config = crate::mock::MockConfig {
+        requests_per_minute: args.rpm.max(1),
+        tokens_per_minute: args.tpm.max(1),
+        latency_base: args.latency,
+        latency_per_token: args.latency_per_token,
+        fail_5xx: share(args.fail_5xx, 0.5),
+        fail_reset: share(args.fail_reset, 0.2),
+        fail_malformed: share(args.fail_malformed, 0.1),
+        fail_hang: share(args.fail_hang, 0.1),
+        fail_429: share(args.fail_429, 0.1),
+        hang: args.hang,
+        rate_limit_headers: !args.no_rate_limit_headers,
+        context_window: args.context_window,
+        seed: args.seed,
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
+    let provider = crate::mock::MockProvider::start(config, addr)
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    println!("{}", provider.base_url());
+    eprintln!(
+        "mock provider at {} ({} rpm, {} tpm, fail rate {}): use --base-url {} (any model name, no key needed); Ctrl-C to stop",
+        provider.base_url(),
+        args.rpm,
+        args.tpm,
+        args.fail_rate,
+        provider.base_url()
+    );
+    wait_for_signal().await;
+    let stats = provider.stats();
+    eprintln!("{}", serde_json::to_string(&stats)?);
+    Ok(EXIT_OK)
 }
 
 /// Loads settings from the config file (flag, environment or ./config.toml) and overrides.

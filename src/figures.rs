@@ -74,7 +74,7 @@ static MONTH_EN: LazyLock<Regex> = LazyLock::new(|| {
 });
 static KO_UNIT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^ ?(원|달러|엔|위안|유로|파운드|명|장|개|대|건|곳|톤|배럴|가구|척|칸|채|마리|배|세)",
+        r"^ ?(와트시|와트|원|달러|엔|위안|유로|파운드|명|장|개|대|건|곳|톤|배럴|가구|척|칸|채|마리|배|세)",
     )
     .expect("valid regex")
 });
@@ -151,9 +151,11 @@ pub fn extract(text: &str) -> Vec<Figure> {
             kind = Kind::Month;
             end += MONTH_KO.find(rest).map_or(0, |m| m.end());
         }
+        let mut si = false;
         if kind == Kind::Quantity
             && let Some(p) = SI_PREFIX.find(&text[end..])
         {
+            si = true;
             let prefix = p.as_str().trim().to_ascii_lowercase();
             let factor = if prefix.starts_with("테라")
                 || prefix.starts_with("tera")
@@ -177,9 +179,11 @@ pub fn extract(text: &str) -> Vec<Figure> {
             scaled = true;
             end += p.end();
         }
-        // Show the unit with the figure: "142억 달러", "26만 장" (it does not change the value).
+        // Show the unit with the figure: "142억 달러", "26만 장", "4.4기가와트" (it does not change
+        // the value).
         if kind == Kind::Quantity
             && let Some(u) = KO_UNIT.find(&text[end..])
+            && (!si || u.as_str().contains('와'))
         {
             end += u.end();
         }
@@ -443,6 +447,7 @@ mod tests {
         assert_eq!(one("130억 달러"), 1.3e10);
         assert_eq!(one("1억2,000만 명"), 1.2e8);
         assert_eq!(extract("수출은 142억 달러로 늘었다")[0].text, "142억 달러");
+        assert_eq!(extract("300메가와트(MW) 규모")[0].text, "300메가와트");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod error;
 pub mod figures;
 pub mod ingest;
 pub mod llm;
+pub mod mock;
 pub mod output;
 pub mod pipeline;
 pub mod prompt;

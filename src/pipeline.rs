@@ -306,12 +306,17 @@ impl Context<'_> {
             }
             if llm.is_fatal() {
                 let mut fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
-                if fatal.is_none() {
-                    tracing::error!("{llm}");
-                    *fatal = Some(llm.clone());
-                    // Every other call would fail the same way: stop starting them.
-                    self.shutdown.stop.cancel();
+                if fatal.is_some() {
+                    // The client refused to send this article's call: the run had already
+                    // been stopped by the provider's answer to another one.
+                    report.status = Status::NotDone;
+                    report.reason = Some("the run stopped first (the provider refused us)".into());
+                    return report;
                 }
+                tracing::error!("{llm}");
+                *fatal = Some(llm.clone());
+                // Every other call would fail the same way: stop starting them.
+                self.shutdown.stop.cancel();
             }
         }
         report.status = Status::Failed;

@@ -1,20 +1,22 @@
 //! One rate limiter for every call of a run: requests per minute and tokens per minute, with
-//! governor's GCRA doing the arithmetic, and three things governor does not do:
+//! governor's GCRA doing the arithmetic, and what governor does not do:
 //!
-//! - **Fair admission.** governor is not FIFO; waiting workers are served in arrival order
+//! - **Fair admission.** governor is not FIFO; waiting workers are admitted in arrival order
 //!   through a fair `tokio` mutex, so only the head of the queue ever sleeps on the buckets and
 //!   many workers never wake at once.
 //! - **A shared pause.** A 429 with `Retry-After` (or a provider header saying the budget is
 //!   spent) pauses *every* worker until then, plus a little jitter.
+//! - **Headroom.** The buckets run at 97 % of the limits: a provider running its own bucket at
+//!   exactly our rate would refuse every request that loopback or network jitter delivers a
+//!   millisecond early.
+//! - **Reservations larger than the burst** (tokens: ten seconds' worth) are paid in
+//!   installments before the call goes, so a long prompt waits its turn instead of failing.
 //! - **Adaptation.** The configured limits are a ceiling, not a belief. The provider's
-//!   `x-ratelimit-limit-*` headers lower them at once; a 429 without headers cuts them to the
-//!   throughput that was actually accepted over the last minute; calm periods raise them again
-//!   step by step. So a run whose config is too optimistic converges to the real limits instead
-//!   of storming.
-//!
-//! A call reserves its prompt tokens plus its `max_tokens` before it is sent (as OpenAI counts
-//! it). A reservation larger than the bucket's burst is clamped to the burst: such a call waits
-//! for a full bucket and then goes, rather than failing.
+//!   `x-ratelimit-limit-*` headers, or the limit its 429 message states ("… on tokens per min
+//!   (TPM): Limit 30000 …"), lower them at once. A bare 429 cuts them to the throughput that
+//!   actually succeeded over the last minute. After a cut, calm periods raise them again in small
+//!   steps, but not above the rate that tripped the last 429 for a while, so a run whose config
+//!   is too optimistic converges to the real limits instead of storming.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -38,6 +40,9 @@ pub struct Limits {
     pub tokens_per_minute: u32,
 }
 
+/// The share of the limits the buckets actually use.
+pub const HEADROOM: f64 = 0.97;
+
 type Gcra<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
 /// The two GCRA buckets for one pair of limits, on any governor clock (a fake one in tests).
@@ -50,39 +55,52 @@ pub struct Buckets<C: Clock> {
 }
 
 impl<C: Clock + Clone> Buckets<C> {
-    /// Buckets for `limits`. Requests may burst by one second's worth (at least 1), so that
-    /// calls flow evenly; tokens by a whole minute's worth, as providers allow, so that one
-    /// large call is never starved.
+    /// Buckets for `limits` (less the headroom). Requests may burst by one second's worth (at
+    /// least 1), so that calls flow evenly; tokens by ten seconds' worth.
     pub fn new(limits: Limits, clock: C) -> Buckets<C> {
-        let rpm = limits.requests_per_minute.max(1);
-        let tpm = limits.tokens_per_minute.max(1);
+        let rpm = ((limits.requests_per_minute.max(1) as f64 * HEADROOM) as u32).max(1);
+        let tpm = ((limits.tokens_per_minute.max(1) as f64 * HEADROOM) as u32).max(1);
         let nz = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
+        let token_burst = (tpm / 6).max(1);
         let requests = RateLimiter::direct_with_clock(
             Quota::per_minute(nz(rpm)).allow_burst(nz(rpm / 60)),
             clock.clone(),
         );
         let tokens = RateLimiter::direct_with_clock(
-            Quota::per_minute(nz(tpm)).allow_burst(nz(tpm)),
+            Quota::per_minute(nz(tpm)).allow_burst(nz(token_burst)),
             clock.clone(),
         );
         Buckets {
             clock,
-            limits: Limits {
-                requests_per_minute: rpm,
-                tokens_per_minute: tpm,
-            },
+            limits,
             requests,
             tokens,
-            token_burst: tpm,
+            token_burst,
         }
     }
 
-    /// The limits these buckets enforce.
+    /// Buckets for `limits` that start empty, to replace buckets in use: a fresh bucket would
+    /// release a whole burst at once into a provider that is already at its limit.
+    pub fn drained(limits: Limits, clock: C) -> Buckets<C> {
+        let b = Buckets::new(limits, clock);
+        let burst = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
+        let _ = b.tokens.check_n(burst(b.token_burst));
+        let rpm = ((limits.requests_per_minute.max(1) as f64 * HEADROOM) as u32).max(1);
+        let _ = b.requests.check_n(burst(rpm / 60));
+        b
+    }
+
+    /// The limits these buckets were made for (before the headroom).
     pub fn limits(&self) -> Limits {
         self.limits
     }
 
-    /// Takes `n` tokens (clamped to the burst), or says how long until they are there.
+    /// The most tokens one installment can take.
+    pub fn token_burst(&self) -> u32 {
+        self.token_burst
+    }
+
+    /// Takes `n` tokens (at most one burst), or says how long until they are there.
     pub fn try_tokens(&self, n: u32) -> Result<(), Duration> {
         let n = NonZeroU32::new(n.clamp(1, self.token_burst)).expect("at least 1");
         match self.tokens.check_n(n) {
@@ -101,7 +119,7 @@ impl<C: Clock + Clone> Buckets<C> {
     }
 }
 
-/// Why the limiter let a worker wait, for the stats.
+/// Counters for progress and the report.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LimiterStats {
     /// 429s reported to the limiter.
@@ -110,6 +128,27 @@ pub struct LimiterStats {
     pub cuts: u64,
     /// The limits in force now.
     pub current: Option<Limits>,
+}
+
+/// What a provider's 429 message says about its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatedLimit {
+    RequestsPerMinute(u32),
+    TokensPerMinute(u32),
+}
+
+/// Reads OpenAI's 429 wording: "… on tokens per min (TPM): Limit 30000, Used …".
+pub fn stated_limit(message: &str) -> Option<StatedLimit> {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)on (requests|tokens) per min(?:ute)?\b.*?limit:? ?([\d,]+)")
+            .expect("valid regex")
+    });
+    let c = RE.captures(message)?;
+    let n: u32 = c[2].replace(',', "").parse().ok()?;
+    match c[1].to_ascii_lowercase().as_str() {
+        "requests" => Some(StatedLimit::RequestsPerMinute(n)),
+        _ => Some(StatedLimit::TokensPerMinute(n)),
+    }
 }
 
 /// The run's shared limiter.
@@ -123,12 +162,16 @@ struct State {
     buckets: Arc<Buckets<DefaultClock>>,
     /// No request may start before this.
     pause_until: Option<Instant>,
-    /// Calls admitted in the last minute: (when, tokens reserved).
-    window: VecDeque<(Instant, u32)>,
-    /// When the limits were last lowered by a 429, and successes since.
+    /// Successful calls in the last minute: (when, tokens reserved).
+    successes: VecDeque<(Instant, u32)>,
+    /// When the limits last changed after a 429 (down, or a step back up), and successes since.
     last_cut: Option<Instant>,
+    /// When the limits were last lowered by a bare 429.
+    last_cut_down: Option<Instant>,
     calm_successes: u32,
-    /// The provider's own limits, when its headers state them.
+    /// The limits in force when the last 429 came: not to be exceeded again for a while.
+    tripped: Option<(Instant, Limits)>,
+    /// The provider's own limits, when it states them.
     provider: Option<Limits>,
     stats: LimiterStats,
     started: Instant,
@@ -139,6 +182,11 @@ struct State {
 #[error("cancelled")]
 pub struct Cancelled;
 
+/// How long a tripped rate stays a ceiling for the upward steps.
+const TRIP_MEMORY: Duration = Duration::from_secs(120);
+/// Calm needed before an upward step.
+const CALM: Duration = Duration::from_secs(10);
+
 impl Limiter {
     /// A limiter that never exceeds `ceiling`.
     pub fn new(ceiling: Limits) -> Limiter {
@@ -147,9 +195,11 @@ impl Limiter {
             state: Mutex::new(State {
                 buckets: Arc::new(Buckets::new(ceiling, DefaultClock::default())),
                 pause_until: None,
-                window: VecDeque::new(),
+                successes: VecDeque::new(),
                 last_cut: None,
+                last_cut_down: None,
                 calm_successes: 0,
+                tripped: None,
                 provider: None,
                 stats: LimiterStats::default(),
                 started: Instant::now(),
@@ -176,14 +226,15 @@ impl Limiter {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits until a call reserving `tokens` may be sent: no pause in force, a request and the
-    /// tokens available. Callers are admitted in arrival order.
+    /// Waits until a call reserving `tokens` may be sent: no pause in force, the tokens paid
+    /// (in installments if larger than a burst) and a request available. Callers are admitted
+    /// in arrival order.
     pub async fn acquire(&self, tokens: u32, cancel: &CancellationToken) -> Result<(), Cancelled> {
         let _turn = tokio::select! {
             turn = self.queue.lock() => turn,
             _ = cancel.cancelled() => return Err(Cancelled),
         };
-        let mut tokens_paid = false;
+        let mut owed = tokens.max(1);
         loop {
             let (pause, buckets) = {
                 let state = self.lock();
@@ -197,38 +248,34 @@ impl Limiter {
                 sleep_or_cancel(pause, cancel).await?;
                 continue;
             }
-            // Tokens first, then the request; once paid, tokens are not taken again.
-            if !tokens_paid {
-                match buckets.try_tokens(tokens) {
-                    Ok(()) => tokens_paid = true,
-                    Err(wait) => {
-                        sleep_or_cancel(wait, cancel).await?;
-                        continue;
-                    }
+            if owed > 0 {
+                let installment = owed.min(buckets.token_burst());
+                match buckets.try_tokens(installment) {
+                    Ok(()) => owed -= installment,
+                    Err(wait) => sleep_or_cancel(wait, cancel).await?,
                 }
+                continue;
             }
             match buckets.try_request() {
-                Ok(()) => break,
+                Ok(()) => return Ok(()),
                 Err(wait) => sleep_or_cancel(wait, cancel).await?,
             }
         }
+    }
+
+    /// A call succeeded: learn from the provider's headers, and after a cut, raise the limits
+    /// again step by step while things stay calm.
+    pub fn on_success(&self, headers: &HeaderMap, reserved_tokens: u32) {
         let mut state = self.lock();
         let now = Instant::now();
-        state.window.push_back((now, tokens));
+        state.successes.push_back((now, reserved_tokens));
         while state
-            .window
+            .successes
             .front()
             .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(60))
         {
-            state.window.pop_front();
+            state.successes.pop_front();
         }
-        Ok(())
-    }
-
-    /// A call succeeded: learn from the provider's headers, and raise the limits again after a
-    /// calm period following a cut.
-    pub fn on_success(&self, headers: &HeaderMap) {
-        let mut state = self.lock();
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let num = |name: &str| header(name).and_then(|v| v.trim().parse::<u64>().ok());
 
@@ -236,24 +283,20 @@ impl Limiter {
         let limit_r = num("x-ratelimit-limit-requests");
         let limit_t = num("x-ratelimit-limit-tokens");
         if limit_r.is_some() || limit_t.is_some() {
+            let clamp = |v: u64| v.min(u32::MAX as u64) as u32;
             let provider = Limits {
-                requests_per_minute: limit_r.map_or(self.ceiling.requests_per_minute, |v| {
-                    v.min(u32::MAX as u64) as u32
-                }),
-                tokens_per_minute: limit_t.map_or(self.ceiling.tokens_per_minute, |v| {
-                    v.min(u32::MAX as u64) as u32
-                }),
+                requests_per_minute: limit_r.map_or(self.ceiling.requests_per_minute, clamp),
+                tokens_per_minute: limit_t.map_or(self.ceiling.tokens_per_minute, clamp),
             };
             state.provider = Some(provider);
             let current = state.buckets.limits();
             let capped = min_limits(current, provider);
             if capped != current {
-                state.buckets = Arc::new(Buckets::new(capped, DefaultClock::default()));
+                set_limits(&mut state, capped);
             }
         }
 
         // A spent budget: pause everyone until it resets, before the provider has to say no.
-        let now = Instant::now();
         let mut pause = None;
         if num("x-ratelimit-remaining-requests") == Some(0)
             && let Some(reset) = header("x-ratelimit-reset-requests").and_then(parse_reset)
@@ -263,29 +306,30 @@ impl Limiter {
         if let (Some(remaining), Some(reset)) = (
             num("x-ratelimit-remaining-tokens"),
             header("x-ratelimit-reset-tokens").and_then(parse_reset),
-        ) {
-            let typical = state.window.back().map_or(0, |(_, t)| *t as u64);
-            if remaining < typical {
-                pause = Some(pause.map_or(reset, |p: Duration| p.max(reset)));
-            }
+        ) && remaining < reserved_tokens as u64
+        {
+            pause = Some(pause.map_or(reset, |p: Duration| p.max(reset)));
         }
         if let Some(p) = pause {
             extend_pause(&mut state, now + p.min(Duration::from_secs(120)));
         }
 
-        // Additive increase after a cut: a tenth of the ceiling per calm stretch.
-        if state.last_cut.is_some() {
+        // Upward steps after a cut: 5 % at a time, never past the ceiling, the provider's stated
+        // limits, or (for a while) the rate that last tripped a 429.
+        if let Some(cut) = state.last_cut {
             state.calm_successes += 1;
-            let current = state.buckets.limits();
-            let calm_for = state.last_cut.map_or(Duration::ZERO, |t| now - t);
-            let ceiling = state
-                .provider
-                .map_or(self.ceiling, |p| min_limits(p, self.ceiling));
-            if calm_for > Duration::from_secs(20)
-                && state.calm_successes >= 10
-                && current != ceiling
-            {
-                let step = |c: u32, max: u32| (c + (max / 10).max(1)).min(max);
+            if now - cut >= CALM && state.calm_successes >= 5 {
+                let mut ceiling = state
+                    .provider
+                    .map_or(self.ceiling, |p| min_limits(p, self.ceiling));
+                if let Some((when, at)) = state.tripped
+                    && now - when < TRIP_MEMORY
+                {
+                    ceiling = min_limits(ceiling, scale(at, HEADROOM));
+                }
+                let current = state.buckets.limits();
+                let step =
+                    |c: u32, max: u32| ((c as f64 * 1.05).ceil() as u32).max(c + 1).min(max).max(c);
                 let raised = Limits {
                     requests_per_minute: step(
                         current.requests_per_minute,
@@ -293,17 +337,25 @@ impl Limiter {
                     ),
                     tokens_per_minute: step(current.tokens_per_minute, ceiling.tokens_per_minute),
                 };
-                state.buckets = Arc::new(Buckets::new(raised, DefaultClock::default()));
+                if raised != current {
+                    set_limits(&mut state, raised);
+                }
                 state.last_cut = Some(now);
                 state.calm_successes = 0;
             }
         }
     }
 
-    /// The provider said 429: pause every worker until `after` (or a short default), and unless
-    /// the provider told us its limits, cut ours to what it actually accepted over the last
-    /// minute.
-    pub fn on_rate_limited(&self, after: Option<Duration>) {
+    /// The provider said 429 to a request sent at `sent`: pause every worker until `after` (or
+    /// a short default). Then lower the limits: to the limit the provider stated, or else to
+    /// what actually succeeded over the last minute (never below half of the current limits at
+    /// once). A 429 for a request sent before the last cut says nothing about the new limits.
+    pub fn on_rate_limited(
+        &self,
+        after: Option<Duration>,
+        stated: Option<StatedLimit>,
+        sent: Instant,
+    ) {
         let mut state = self.lock();
         state.stats.rate_limited += 1;
         let now = Instant::now();
@@ -312,38 +364,53 @@ impl Limiter {
             .min(Duration::from_secs(300));
         // A little jitter past the deadline: workers released together would trip it again.
         let jitter =
-            wait.mul_f64(0.05 * fastrand::f64()) + Duration::from_millis(fastrand::u64(0..50));
+            wait.mul_f64(0.05 * fastrand::f64()) + Duration::from_millis(fastrand::u64(5..40));
         extend_pause(&mut state, now + wait + jitter);
 
-        // Several 429s from one burst are one signal: cut at most once per second.
-        if state
-            .last_cut
-            .is_some_and(|t| now - t < Duration::from_secs(1))
-        {
+        let current = state.buckets.limits();
+        if let Some(stated) = stated {
+            let mut provider = state.provider.unwrap_or(self.ceiling);
+            match stated {
+                StatedLimit::RequestsPerMinute(n) => provider.requests_per_minute = n.max(1),
+                StatedLimit::TokensPerMinute(n) => provider.tokens_per_minute = n.max(1),
+            }
+            state.provider = Some(provider);
+            let capped = min_limits(current, provider);
+            if capped != current {
+                set_limits(&mut state, capped);
+                state.stats.cuts += 1;
+            }
             return;
         }
-        let current = state.buckets.limits();
-        let elapsed = (now - state.started).as_secs_f64().clamp(1.0, 60.0);
+        if state.last_cut_down.is_some_and(|t| sent <= t) {
+            return;
+        }
+        state.last_cut_down = Some(now);
+        let span = (now - state.started).as_secs_f64().clamp(1.0, 60.0);
         let (count, tokens) = state
-            .window
+            .successes
             .iter()
             .fold((0u64, 0u64), |(c, t), (_, n)| (c + 1, t + *n as u64));
-        // What went through, per minute, with a little room below it.
-        let accepted_r = (count as f64 * 60.0 / elapsed * 0.9) as u32;
-        let accepted_t = (tokens as f64 * 60.0 / elapsed * 0.9) as u32;
-        let cut = Limits {
-            requests_per_minute: accepted_r
-                .clamp(1, (current.requests_per_minute as f64 * 0.9) as u32)
-                .max((current.requests_per_minute / 2).max(1)),
-            tokens_per_minute: accepted_t
-                .clamp(1, (current.tokens_per_minute as f64 * 0.9) as u32)
-                .max((current.tokens_per_minute / 2).max(1)),
+        let measured = Limits {
+            requests_per_minute: (count as f64 * 60.0 / span) as u32,
+            tokens_per_minute: (tokens as f64 * 60.0 / span) as u32,
         };
-        if cut != current {
-            state.buckets = Arc::new(Buckets::new(cut, DefaultClock::default()));
+        let cut = |cur: u32, seen: u32| {
+            ((seen as f64 * 0.95) as u32)
+                .clamp((cur / 2).max(1), ((cur as f64 * 0.9) as u32).max(1))
+        };
+        let lowered = Limits {
+            requests_per_minute: cut(current.requests_per_minute, measured.requests_per_minute),
+            tokens_per_minute: cut(current.tokens_per_minute, measured.tokens_per_minute),
+        };
+        if lowered != current {
+            set_limits(&mut state, lowered);
             state.stats.cuts += 1;
         }
+        // Remember about what the provider accepted: the upward steps stop just under it.
+        state.tripped = Some((now, scale(lowered, 1.0 / 0.95)));
         state.last_cut = Some(now);
+
         state.calm_successes = 0;
     }
 
@@ -351,6 +418,15 @@ impl Limiter {
     pub fn paused_until(&self) -> Option<Instant> {
         self.lock().pause_until.filter(|t| *t > Instant::now())
     }
+}
+
+fn set_limits(state: &mut State, limits: Limits) {
+    tracing::debug!(
+        rpm = limits.requests_per_minute,
+        tpm = limits.tokens_per_minute,
+        "rate limits now"
+    );
+    state.buckets = Arc::new(Buckets::drained(limits, DefaultClock::default()));
 }
 
 fn extend_pause(state: &mut State, until: Instant) {
@@ -363,6 +439,13 @@ fn min_limits(a: Limits, b: Limits) -> Limits {
     Limits {
         requests_per_minute: a.requests_per_minute.min(b.requests_per_minute),
         tokens_per_minute: a.tokens_per_minute.min(b.tokens_per_minute),
+    }
+}
+
+fn scale(l: Limits, f: f64) -> Limits {
+    Limits {
+        requests_per_minute: ((l.requests_per_minute as f64 * f) as u32).max(1),
+        tokens_per_minute: ((l.tokens_per_minute as f64 * f) as u32).max(1),
     }
 }
 
@@ -387,10 +470,10 @@ mod tests {
     }
 
     #[test]
-    fn requests_flow_evenly_at_the_configured_rate() {
+    fn requests_flow_evenly_just_under_the_limit() {
         let clock = FakeRelativeClock::default();
-        let b = Buckets::new(limits(120, 1_000_000), clock.clone());
-        // Burst of one second's worth (2), then one every 0.5 s.
+        // 124 rpm less 3 % headroom is 120 rpm: a burst of 2, then one every 0.5 s.
+        let b = Buckets::new(limits(124, 1_000_000), clock.clone());
         assert!(b.try_request().is_ok());
         assert!(b.try_request().is_ok());
         let wait = b.try_request().unwrap_err();
@@ -401,18 +484,38 @@ mod tests {
     }
 
     #[test]
-    fn tokens_burst_a_minute_and_oversize_calls_are_clamped() {
+    fn tokens_burst_ten_seconds_and_installments_are_clamped() {
         let clock = FakeRelativeClock::default();
-        let b = Buckets::new(limits(1000, 6000), clock.clone());
-        assert!(b.try_tokens(2500).is_ok());
-        assert!(b.try_tokens(2500).is_ok());
-        let wait = b.try_tokens(2500).unwrap_err();
-        // 1000 tokens left, 1500 more needed at 100 tokens/s.
-        assert_eq!(wait, Duration::from_secs(15));
-        clock.advance(Duration::from_secs(60));
-        // Larger than the whole bucket: clamped, so it passes on a full bucket.
+        // 6186 tpm less headroom is 6000 tpm: 100 tokens/s, a burst of 1000.
+        let b = Buckets::new(limits(1000, 6186), clock.clone());
+        assert_eq!(b.token_burst(), 1000);
+        assert!(b.try_tokens(600).is_ok());
+        let wait = b.try_tokens(600).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(2));
+        clock.advance(Duration::from_secs(10));
+        // Larger than the burst: one installment of a full burst passes.
         assert!(b.try_tokens(9000).is_ok());
         assert!(b.try_tokens(1).is_err());
+    }
+
+    #[test]
+    fn replacement_buckets_start_empty() {
+        let clock = FakeRelativeClock::default();
+        let b = Buckets::drained(limits(6186, 6186), clock.clone());
+        assert!(b.try_request().is_err());
+        assert!(b.try_tokens(1).is_err());
+        clock.advance(Duration::from_secs(1));
+        assert!(b.try_request().is_ok());
+        assert!(b.try_tokens(100).is_ok());
+    }
+
+    #[test]
+    fn stated_limits_are_read_from_openai_messages() {
+        let m = "Rate limit reached for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Used 29000, Requested 1500.";
+        assert_eq!(stated_limit(m), Some(StatedLimit::TokensPerMinute(30000)));
+        let m = "Rate limit reached for gpt-4o on requests per min (RPM): Limit 3, Used 3, Requested 1.";
+        assert_eq!(stated_limit(m), Some(StatedLimit::RequestsPerMinute(3)));
+        assert_eq!(stated_limit("Too many requests"), None);
     }
 
     #[tokio::test]
@@ -420,7 +523,7 @@ mod tests {
         let l = Limiter::new(limits(6000, 10_000_000));
         let cancel = CancellationToken::new();
         l.acquire(10, &cancel).await.unwrap();
-        l.on_rate_limited(Some(Duration::from_millis(300)));
+        l.on_rate_limited(Some(Duration::from_millis(300)), None, Instant::now());
         let until = l.paused_until().expect("paused");
         assert!(until > Instant::now() + Duration::from_millis(250));
         let start = Instant::now();
@@ -434,7 +537,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn provider_headers_cap_the_limits() {
+    async fn provider_headers_and_messages_cap_the_limits() {
         let l = Limiter::new(limits(1000, 1_000_000));
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-limit-requests", HeaderValue::from_static("60"));
@@ -442,7 +545,7 @@ mod tests {
             "x-ratelimit-limit-tokens",
             HeaderValue::from_static("50000"),
         );
-        l.on_success(&h);
+        l.on_success(&h, 100);
         assert_eq!(l.current(), limits(60, 50_000));
         let mut h = HeaderMap::new();
         h.insert(
@@ -450,30 +553,39 @@ mod tests {
             HeaderValue::from_static("0"),
         );
         h.insert("x-ratelimit-reset-requests", HeaderValue::from_static("2s"));
-        l.on_success(&h);
+        l.on_success(&h, 100);
         assert!(l.paused_until().is_some());
+        l.on_rate_limited(
+            Some(Duration::ZERO),
+            Some(StatedLimit::TokensPerMinute(20_000)),
+            Instant::now(),
+        );
+        assert_eq!(l.current(), limits(60, 20_000));
     }
 
     #[tokio::test]
-    async fn a_rate_limit_without_headers_cuts_the_limits() {
+    async fn a_bare_rate_limit_cuts_to_what_succeeded_but_at_most_by_half() {
         let l = Limiter::new(limits(6000, 10_000_000));
-        l.on_rate_limited(Some(Duration::ZERO));
-        let cut = l.current();
-        assert!(
-            cut.requests_per_minute <= 5400 && cut.requests_per_minute >= 3000,
-            "{cut:?}"
-        );
-        // A second 429 from the same burst does not cut again.
-        l.on_rate_limited(Some(Duration::ZERO));
-        assert_eq!(l.current(), cut);
+        let burst = Instant::now();
+        l.on_rate_limited(Some(Duration::ZERO), None, burst);
+        // Nothing succeeded yet: the cut is the largest allowed, to half.
+        assert_eq!(l.current(), limits(3000, 5_000_000));
+        // Another 429 for a request of the same burst (sent before the cut) does not cut again.
+        l.on_rate_limited(Some(Duration::ZERO), None, burst);
+        assert_eq!(l.current(), limits(3000, 5_000_000));
         assert_eq!(l.stats().cuts, 1);
+        // A 429 for a request sent after the cut does.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        l.on_rate_limited(Some(Duration::ZERO), None, Instant::now());
+        assert_eq!(l.current(), limits(1500, 2_500_000));
     }
 
     #[tokio::test]
     async fn acquire_can_be_cancelled() {
         let l = Limiter::new(limits(60, 1000));
         let cancel = CancellationToken::new();
-        l.on_rate_limited(Some(Duration::from_secs(60)));
+        l.on_rate_limited(Some(Duration::from_secs(60)), None, Instant::now());
+
         let c2 = cancel.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;

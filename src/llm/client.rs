@@ -21,7 +21,7 @@ use super::types::{
     parse_error, parse_reply,
 };
 use crate::config::{AuthStyle, EndpointSettings, LimitSettings, StructuredOutput};
-use crate::ratelimit::{Limiter, Limits};
+use crate::ratelimit::{Limiter, Limits, stated_limit};
 use crate::tokens::{Calibration, Tokenizer};
 
 /// The API key, read from the environment. It has no `Display`, and its `Debug` hides it.
@@ -386,6 +386,7 @@ impl ChatClient {
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+            let sent = tokio::time::Instant::now();
             let outcome = self.send(&body).await;
             self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
             drop(_permit);
@@ -393,7 +394,7 @@ impl ChatClient {
             let mut wait = None;
             match outcome {
                 Outcome::Reply { headers, parsed } => {
-                    self.limiter.on_success(&headers);
+                    self.limiter.on_success(&headers, reserve);
                     match parsed {
                         Ok(ParsedReply::Reply {
                             content,
@@ -467,7 +468,9 @@ impl ChatClient {
                     ) {
                         Verdict::RateLimited { after } => {
                             self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                            self.limiter.on_rate_limited(after);
+                            self.limiter
+                                .on_rate_limited(after, stated_limit(&api.message), sent);
+
                             last_error = format!("429 rate limited: {}", api.message);
                             // The limiter's pause holds every worker, this one included.
                             wait = Some(Duration::ZERO);

@@ -3,4 +3,5 @@
 //! loopback.
 
 mod pipeline;
+mod provider;
 mod support;

@@ -1,0 +1,769 @@
+//! A simulated OpenAI-compatible provider, for the bench harness and `hanbrief mock-provider`:
+//! rate limits that behave like a provider's, latency that grows with the reply, injected
+//! faults, and deterministic replies in the shape that was asked for.
+//!
+//! **Limits.** Two token buckets, refilled continuously: requests (one second's worth of burst,
+//! at least 1) and tokens (ten seconds' worth). A request is charged its prompt tokens (counted
+//! with o200k_base, as OpenAI counts) plus its `max_tokens`, as OpenAI charges it; a request
+//! larger than the token bucket is admitted when the bucket is full and leaves it in debt. A
+//! request that does not fit gets 429 with `retry-after` (whole seconds, rounded up) and
+//! `retry-after-ms`; with `rate_limit_headers` on, every reply carries OpenAI's
+//! `x-ratelimit-limit-*`, `-remaining-*` and `-reset-*` headers.
+//!
+//! **Faults** (per admitted request, by probability): HTTP 500/502/503, a connection reset (the
+//! connection is closed without a reply), a malformed body (200 with JSON cut short), a hang (no
+//! reply until the client gives up), and a spurious 429 with `Retry-After: 1`.
+//!
+//! **Replies** are built from the fenced article or notes in the prompt: a brief (JSON) when a
+//! JSON reply is asked for, notes (lines starting with "- ") otherwise, a digest when the schema
+//! says so. Figures in replies are copied from the source, so checks pass. A reply longer than
+//! `max_tokens` is cut and finished with `"length"`, as real servers do.
+//!
+//! **Accounting** for the bench: requests, admissions, 429s, faults, tokens, requests that
+//! arrived while a `Retry-After` the provider had sent was still running, and successful replies
+//! to a request body already answered (a finished call repeated).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::tokens::{Encoding, Tokenizer};
+
+/// How the simulated provider behaves.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    pub requests_per_minute: u32,
+    pub tokens_per_minute: u32,
+    /// Latency before the first token.
+    pub latency_base: Duration,
+    /// Latency per completion token.
+    pub latency_per_token: Duration,
+    /// Probabilities per admitted request.
+    pub fail_5xx: f64,
+    pub fail_reset: f64,
+    pub fail_malformed: f64,
+    pub fail_hang: f64,
+    pub fail_429: f64,
+    /// How long a hang lasts (the client should time out first).
+    pub hang: Duration,
+    /// Send OpenAI's `x-ratelimit-*` headers.
+    pub rate_limit_headers: bool,
+    /// Prompts longer than this get `context_length_exceeded`.
+    pub context_window: usize,
+    /// Seed for the fault dice (replies are deterministic whatever the seed).
+    pub seed: u64,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig {
+            requests_per_minute: 600,
+            tokens_per_minute: 1_000_000,
+            latency_base: Duration::from_millis(20),
+            latency_per_token: Duration::ZERO,
+            fail_5xx: 0.0,
+            fail_reset: 0.0,
+            fail_malformed: 0.0,
+            fail_hang: 0.0,
+            fail_429: 0.0,
+            hang: Duration::from_secs(600),
+            rate_limit_headers: true,
+            context_window: 128_000,
+            seed: 7,
+        }
+    }
+}
+
+/// What the provider saw and did.
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    admitted: AtomicU64,
+    rate_limited: AtomicU64,
+    injected_429: AtomicU64,
+    server_errors: AtomicU64,
+    resets: AtomicU64,
+    malformed: AtomicU64,
+    hangs: AtomicU64,
+    context_exceeded: AtomicU64,
+    ok: AtomicU64,
+    prompt_tokens: AtomicU64,
+    completion_tokens: AtomicU64,
+    charged_tokens: AtomicU64,
+    early: AtomicU64,
+    repeated: AtomicU64,
+}
+
+/// A copy of the provider's counters.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct MockStats {
+    /// Requests received.
+    pub requests: u64,
+    /// Requests that passed the rate limits (and were charged).
+    pub admitted: u64,
+    /// 429s for exceeding the limits.
+    pub rate_limited: u64,
+    /// 429s injected as faults.
+    pub injected_429: u64,
+    pub server_errors: u64,
+    pub resets: u64,
+    pub malformed: u64,
+    pub hangs: u64,
+    pub context_exceeded: u64,
+    /// Well-formed 200 replies.
+    pub ok: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Tokens charged against the limit (prompt + max_tokens of admitted requests).
+    pub charged_tokens: u64,
+    /// Requests that arrived while a Retry-After sent earlier was still running (50 ms grace
+    /// for requests already on their way).
+    pub early: u64,
+    /// Successful replies to a request body that had already been answered successfully.
+    pub repeated: u64,
+}
+
+/// A continuously refilled bucket that may go into debt.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    capacity: f64,
+    level: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(per_minute: f64, capacity: f64, now: Instant) -> Bucket {
+        Bucket {
+            rate: per_minute / 60.0,
+            capacity,
+            level: capacity,
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        self.level = (self.level + (now - self.last).as_secs_f64() * self.rate).min(self.capacity);
+        self.last = now;
+    }
+
+    /// Seconds until `n` fits (0 if it fits now).
+    fn wait_for(&self, n: f64) -> f64 {
+        let need = n.min(self.capacity);
+        ((need - self.level) / self.rate).max(0.0)
+    }
+
+    fn reset_secs(&self) -> f64 {
+        ((self.capacity - self.level) / self.rate).max(0.0)
+    }
+}
+
+struct Limits {
+    requests: Bucket,
+    tokens: Bucket,
+    /// Until when the last 429's Retry-After runs, and when it was sent.
+    blocked: Option<(Instant, Instant)>,
+    rng: fastrand::Rng,
+}
+
+struct State {
+    config: MockConfig,
+    limits: Mutex<Limits>,
+    counters: Counters,
+    answered: Mutex<HashSet<blake3::Hash>>,
+    tokenizer: Tokenizer,
+}
+
+/// A running simulated provider.
+pub struct MockProvider {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: CancellationToken,
+}
+
+impl MockProvider {
+    /// Starts serving on `addr` (port 0 picks a free port).
+    pub async fn start(config: MockConfig, addr: SocketAddr) -> std::io::Result<MockProvider> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let now = Instant::now();
+        let rpm = config.requests_per_minute.max(1) as f64;
+        let tpm = config.tokens_per_minute.max(1) as f64;
+        let state = Arc::new(State {
+            limits: Mutex::new(Limits {
+                requests: Bucket::new(rpm, (rpm / 60.0).max(1.0), now),
+                tokens: Bucket::new(tpm, tpm / 6.0, now),
+                blocked: None,
+                rng: fastrand::Rng::with_seed(config.seed),
+            }),
+            config,
+            counters: Counters::default(),
+            answered: Mutex::new(HashSet::new()),
+            tokenizer: Tokenizer::new(Encoding::O200kBase),
+        });
+        let stop = CancellationToken::new();
+        let (s, st) = (state.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(_) => continue,
+                    },
+                    _ = st.cancelled() => return,
+                };
+                let _ = stream.set_nodelay(true);
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let s = s.clone();
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(s.clone(), req));
+                    let conn =
+                        hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = st.cancelled() => {}
+                    }
+                });
+            }
+        });
+        Ok(MockProvider { addr, state, stop })
+    }
+
+    /// The base URL to configure: `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What it has seen so far (also served as JSON at `GET /v1/_mock/stats`).
+    pub fn stats(&self) -> MockStats {
+        snapshot(&self.state.counters)
+    }
+
+    /// Stops serving (connections in progress are dropped).
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+fn snapshot(c: &Counters) -> MockStats {
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    MockStats {
+        requests: g(&c.requests),
+        admitted: g(&c.admitted),
+        rate_limited: g(&c.rate_limited),
+        injected_429: g(&c.injected_429),
+        server_errors: g(&c.server_errors),
+        resets: g(&c.resets),
+        malformed: g(&c.malformed),
+        hangs: g(&c.hangs),
+        context_exceeded: g(&c.context_exceeded),
+        ok: g(&c.ok),
+        prompt_tokens: g(&c.prompt_tokens),
+        completion_tokens: g(&c.completion_tokens),
+        charged_tokens: g(&c.charged_tokens),
+        early: g(&c.early),
+        repeated: g(&c.repeated),
+    }
+}
+
+impl Drop for MockProvider {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+type Reply = Result<Response<Full<Bytes>>, std::io::Error>;
+
+/// What the dice decided for an admitted request.
+enum Fault {
+    None,
+    ServerError(u16),
+    Reset,
+    Malformed,
+    Hang,
+    Spurious429,
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Reply {
+    let c = &state.counters;
+    let arrived = Instant::now();
+    c.requests.fetch_add(1, Ordering::Relaxed);
+    if req.method() == hyper::Method::GET && req.uri().path().ends_with("/_mock/stats") {
+        c.requests.fetch_sub(1, Ordering::Relaxed);
+        let stats = serde_json::to_value(snapshot(c)).expect("stats serialise");
+        return Ok(json_response(StatusCode::OK, &stats, &[]));
+    }
+    if req.method() == hyper::Method::GET && req.uri().path().ends_with("/models") {
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"object": "list", "data": [{"id": "mock", "object": "model"}]}),
+            &[],
+        ));
+    }
+    if req.method() != hyper::Method::POST || !req.uri().path().ends_with("/chat/completions") {
+        return Ok(error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "unknown path",
+            &[],
+        ));
+    }
+    let bytes = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Err(std::io::Error::other(e)),
+    };
+    let body: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok(error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("invalid JSON: {e}"),
+                &[],
+            ));
+        }
+    };
+    let messages: Vec<String> = body["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|m| m["content"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if messages.is_empty() {
+        return Ok(error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "messages is required",
+            &[],
+        ));
+    }
+    let max_tokens = body["max_tokens"]
+        .as_u64()
+        .or_else(|| body["max_completion_tokens"].as_u64())
+        .unwrap_or(4096);
+    let prompt_tokens = state
+        .tokenizer
+        .count_messages(messages.iter().map(String::as_str)) as u64;
+    if prompt_tokens as usize > state.config.context_window {
+        c.context_exceeded.fetch_add(1, Ordering::Relaxed);
+        return Ok(error_response(
+            StatusCode::BAD_REQUEST,
+            "context_length_exceeded",
+            &format!(
+                "This model's maximum context length is {} tokens. However, your messages resulted in {prompt_tokens} tokens.",
+                state.config.context_window
+            ),
+            &[],
+        ));
+    }
+    let charge = (prompt_tokens + max_tokens) as f64;
+
+    // Rate limits, then the dice.
+    let (admitted, headers, fault, tokens_bound) = {
+        let mut l = state.limits.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((until, sent)) = l.blocked
+            && arrived < until
+            && arrived > sent + Duration::from_millis(50)
+        {
+            c.early.fetch_add(1, Ordering::Relaxed);
+        }
+        l.requests.refill(arrived);
+        l.tokens.refill(arrived);
+        let (wait_r, wait_t) = (l.requests.wait_for(1.0), l.tokens.wait_for(charge));
+        let wait = wait_r.max(wait_t);
+        if wait > 0.0 {
+            let until = arrived + Duration::from_secs_f64(wait);
+            l.blocked = Some((until, arrived));
+            let headers = limit_headers(&state.config, &l, Some(wait));
+            (false, headers, Fault::None, wait_t > wait_r)
+        } else {
+            l.requests.level -= 1.0;
+            l.tokens.level -= charge;
+            let cfg = &state.config;
+            let roll = l.rng.f64();
+            let mut edge = 0.0;
+            let mut hit = |p: f64| {
+                edge += p;
+                roll < edge
+            };
+            let fault = if hit(cfg.fail_5xx) {
+                Fault::ServerError([500, 502, 503][l.rng.usize(0..3)])
+            } else if hit(cfg.fail_reset) {
+                Fault::Reset
+            } else if hit(cfg.fail_malformed) {
+                Fault::Malformed
+            } else if hit(cfg.fail_hang) {
+                Fault::Hang
+            } else if hit(cfg.fail_429) {
+                Fault::Spurious429
+            } else {
+                Fault::None
+            };
+            if matches!(fault, Fault::Spurious429) {
+                l.blocked = Some((arrived + Duration::from_secs(1), arrived));
+            }
+            (true, limit_headers(&state.config, &l, None), fault, false)
+        }
+    };
+    if !admitted {
+        c.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let cfg = &state.config;
+        // With headers on, the message states the limit the way OpenAI's does; without, it is
+        // a bare 429 that says nothing about the limit.
+        let message = match (cfg.rate_limit_headers, tokens_bound) {
+            (true, false) => format!(
+                "Rate limit reached for mock on requests per min (RPM): Limit {}, Used {}, Requested 1.",
+                cfg.requests_per_minute, cfg.requests_per_minute
+            ),
+            (true, true) => format!(
+                "Rate limit reached for mock on tokens per min (TPM): Limit {}, Used {}, Requested {}.",
+                cfg.tokens_per_minute, cfg.tokens_per_minute, charge as u64
+            ),
+            (false, _) => "Too many requests (simulated).".to_string(),
+        };
+        return Ok(error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_exceeded",
+            &message,
+            &headers,
+        ));
+    }
+    c.admitted.fetch_add(1, Ordering::Relaxed);
+    c.charged_tokens.fetch_add(charge as u64, Ordering::Relaxed);
+    match fault {
+        Fault::None => {}
+        Fault::ServerError(code) => {
+            c.server_errors.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(state.config.latency_base).await;
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return Ok(error_response(
+                status,
+                "server_error",
+                "The server had an error while processing your request (simulated).",
+                &headers,
+            ));
+        }
+        Fault::Reset => {
+            c.resets.fetch_add(1, Ordering::Relaxed);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "simulated reset",
+            ));
+        }
+        Fault::Hang => {
+            c.hangs.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(state.config.hang).await;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "simulated hang",
+            ));
+        }
+        Fault::Spurious429 => {
+            c.injected_429.fetch_add(1, Ordering::Relaxed);
+            let mut h = headers.clone();
+            h.push(("retry-after", "1".to_string()));
+            h.push(("retry-after-ms", "1000".to_string()));
+            return Ok(error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                "Rate limit reached (simulated spike).",
+                &h,
+            ));
+        }
+        Fault::Malformed => {}
+    }
+
+    let (content, finish) = reply_for(&state.tokenizer, &body, &messages, max_tokens);
+    let completion_tokens = state.tokenizer.count(&content) as u64;
+    let latency =
+        state.config.latency_base + state.config.latency_per_token * completion_tokens as u32;
+    tokio::time::sleep(latency).await;
+    let response = json!({
+        "id": format!("chatcmpl-mock-{}", c.requests.load(Ordering::Relaxed)),
+        "object": "chat.completion",
+        "created": 0,
+        "model": body["model"].as_str().unwrap_or("mock"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+    });
+    if matches!(fault, Fault::Malformed) {
+        c.malformed.fetch_add(1, Ordering::Relaxed);
+        let text = response.to_string();
+        let cut = text.len() / 2;
+        let mut cut_at = cut;
+        while !text.is_char_boundary(cut_at) {
+            cut_at -= 1;
+        }
+        return Ok(raw_response(
+            StatusCode::OK,
+            text[..cut_at].to_string(),
+            &headers,
+        ));
+    }
+    c.ok.fetch_add(1, Ordering::Relaxed);
+    c.prompt_tokens.fetch_add(prompt_tokens, Ordering::Relaxed);
+    c.completion_tokens
+        .fetch_add(completion_tokens, Ordering::Relaxed);
+    let fresh = state
+        .answered
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(blake3::hash(&bytes));
+    if !fresh {
+        c.repeated.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(json_response(StatusCode::OK, &response, &headers))
+}
+
+fn limit_headers(
+    config: &MockConfig,
+    l: &Limits,
+    retry: Option<f64>,
+) -> Vec<(&'static str, String)> {
+    let mut h = Vec::new();
+    if config.rate_limit_headers {
+        let remaining = |b: &Bucket, limit: u32| {
+            ((b.level.max(0.0) / b.capacity) * limit as f64).floor() as u64
+        };
+        h.push((
+            "x-ratelimit-limit-requests",
+            config.requests_per_minute.to_string(),
+        ));
+        h.push((
+            "x-ratelimit-limit-tokens",
+            config.tokens_per_minute.to_string(),
+        ));
+        h.push((
+            "x-ratelimit-remaining-requests",
+            remaining(&l.requests, config.requests_per_minute).to_string(),
+        ));
+        h.push((
+            "x-ratelimit-remaining-tokens",
+            remaining(&l.tokens, config.tokens_per_minute).to_string(),
+        ));
+        h.push((
+            "x-ratelimit-reset-requests",
+            format!("{:.3}s", l.requests.reset_secs()),
+        ));
+        h.push((
+            "x-ratelimit-reset-tokens",
+            format!("{:.3}s", l.tokens.reset_secs()),
+        ));
+    }
+    if let Some(wait) = retry {
+        h.push(("retry-after", (wait.ceil() as u64).max(1).to_string()));
+        h.push((
+            "retry-after-ms",
+            ((wait * 1000.0).ceil() as u64).to_string(),
+        ));
+    }
+    h
+}
+
+fn json_response(
+    status: StatusCode,
+    body: &Value,
+    headers: &[(&'static str, String)],
+) -> Response<Full<Bytes>> {
+    raw_response(status, body.to_string(), headers)
+}
+
+fn raw_response(
+    status: StatusCode,
+    body: String,
+    headers: &[(&'static str, String)],
+) -> Response<Full<Bytes>> {
+    let mut r = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        r = r.header(*k, v);
+    }
+    r.body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
+}
+
+fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    headers: &[(&'static str, String)],
+) -> Response<Full<Bytes>> {
+    json_response(
+        status,
+        &json!({"error": {"message": message, "type": code, "code": code}}),
+        headers,
+    )
+}
+
+/// The text between the prompt's fence lines (`<<<ARTICLE-…` … `ARTICLE-…>>>`), or the last
+/// message when there is no fence.
+fn fenced(messages: &[String]) -> String {
+    let last = messages.last().cloned().unwrap_or_default();
+    let Some(start) = last.find("<<<ARTICLE-") else {
+        return last;
+    };
+    let after = &last[start..];
+    let body_start = after.find('\n').map_or(after.len(), |i| i + 1);
+    let body = &after[body_start..];
+    let end = body.rfind("\nARTICLE-").unwrap_or(body.len());
+    body[..end].to_string()
+}
+
+fn sentences(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| {
+            !l.trim().is_empty()
+                && !l.starts_with("[part ")
+                && !l.starts_with("[id ")
+                && !l.starts_with("[story ")
+        })
+        .flat_map(|l| {
+            crate::chunk::sentences(l.trim_start_matches("- "))
+                .into_iter()
+                .map(|s| s.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|s| s.chars().count() >= 8)
+        .collect()
+}
+
+fn clip(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// The deterministic reply for a request: a brief, a digest or notes, cut to `max_tokens`.
+fn reply_for(
+    tok: &Tokenizer,
+    body: &Value,
+    messages: &[String],
+    max_tokens: u64,
+) -> (String, &'static str) {
+    let source = fenced(messages);
+    let lines = sentences(&source);
+    let name = body["response_format"]["json_schema"]["name"]
+        .as_str()
+        .unwrap_or("");
+    let wants_json = !body["response_format"].is_null()
+        || messages.last().is_some_and(|m| m.contains("JSON object"));
+    let prompt = messages.last().map(String::as_str).unwrap_or("");
+    let content = if name.starts_with("digest") || wants_json && prompt.contains("\"stories\"") {
+        digest_reply(&source)
+    } else if wants_json {
+        brief_reply(&lines)
+    } else {
+        let notes: Vec<String> = lines
+            .iter()
+            .take(6)
+            .map(|s| format!("- {}", clip(s, 160)))
+            .collect();
+        if notes.is_empty() {
+            "- (no content)".to_string()
+        } else {
+            notes.join("\n")
+        }
+    };
+    let tokens = tok.count(&content) as u64;
+    if tokens > max_tokens {
+        // Cut to the budget, as a real server does.
+        let mut cut = content.clone();
+        while tok.count(&cut) as u64 > max_tokens && !cut.is_empty() {
+            let keep = cut.chars().count() * 9 / 10;
+            cut = cut.chars().take(keep).collect();
+        }
+        return (cut, "length");
+    }
+    (content, "stop")
+}
+
+fn brief_reply(lines: &[String]) -> String {
+    let first = lines
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "기사 내용이 없다.".to_string());
+    let figures: Vec<Value> = crate::figures::extract(&lines.join(" "))
+        .into_iter()
+        .filter(|f| f.text.chars().any(|c| ('가'..='힣').contains(&c)))
+        .take(3)
+        .map(|f| json!({"ko": f.text, "en": format!("{} (a figure from the article)", f.value)}))
+        .collect();
+    let points: Vec<Value> = lines
+        .iter()
+        .skip(1)
+        .take(3)
+        .enumerate()
+        .map(|(i, s)| {
+            let en = [
+                "The article's first point.",
+                "Another point of the article.",
+                "A further point of the article.",
+            ][i.min(2)];
+            json!({"ko": clip(s, 200), "en": en})
+        })
+        .collect();
+    let points = if points.is_empty() {
+        vec![json!({"ko": clip(&first, 200), "en": "The article's main point."})]
+    } else {
+        points
+    };
+    json!({
+        "title": {"ko": clip(&first, 60), "en": "A simulated brief"},
+        "summary": {"ko": lines.iter().take(2).cloned().collect::<Vec<_>>().join(" "), "en": "This brief was written by the simulated provider from the article's first sentences."},
+        "key_points": points,
+        "entities": [],
+        "figures": figures
+    })
+    .to_string()
+}
+
+fn digest_reply(source: &str) -> String {
+    // One story per brief id found in the prompt ("[id N]" or "sources: a, b").
+    let mut ids: Vec<String> = Vec::new();
+    for line in source.lines() {
+        if let Some(rest) = line.strip_prefix("[id ") {
+            ids.push(rest.trim_end_matches(']').to_string());
+        } else if let Some(i) = line.find("sources: ") {
+            let rest = &line[i + 9..];
+            let end = rest.find(';').unwrap_or(rest.len());
+            ids.extend(rest[..end].split(", ").map(str::to_string));
+        }
+    }
+    ids.dedup();
+    let stories: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            json!({
+                "topic": "economy",
+                "headline": {"ko": format!("{}번째 소식", i + 1), "en": format!("Story {}", i + 1)},
+                "summary": {"ko": "모의 제공자가 쓴 요약이다.", "en": "A summary written by the simulated provider."},
+                "importance": 3,
+                "sources": [id]
+            })
+        })
+        .collect();
+    json!({
+        "title": {"ko": "오늘의 뉴스", "en": "Today's news"},
+        "overview": {"ko": "모의 제공자가 쓴 개요다.", "en": "An overview written by the simulated provider."},
+        "stories": stories
+    })
+    .to_string()
+}

@@ -1,0 +1,469 @@
+//! Provider faults, one rule per test: what is retried, what stops the run, who waits.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
+
+use crate::support::*;
+
+fn chat() -> wiremock::MockBuilder {
+    Mock::given(method("POST")).and(path("/v1/chat/completions"))
+}
+
+fn ok() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(completion(&brief_reply()))
+}
+
+/// Answers by sequence number and records when each request arrived.
+struct Script {
+    next: AtomicUsize,
+    answers: Vec<ResponseTemplate>,
+    fallback: ResponseTemplate,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Respond for Script {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        self.arrivals.lock().unwrap().push(Instant::now());
+        let i = self.next.fetch_add(1, Ordering::SeqCst);
+        self.answers
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| self.fallback.clone())
+    }
+}
+
+fn script(answers: Vec<ResponseTemplate>) -> (Script, Arc<Mutex<Vec<Instant>>>) {
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    (
+        Script {
+            next: AtomicUsize::new(0),
+            answers,
+            fallback: ok(),
+            arrivals: arrivals.clone(),
+        },
+        arrivals,
+    )
+}
+
+fn articles(env: &TestEnv, n: usize) {
+    for i in 0..n {
+        env.article(
+            &format!("a{i}.txt"),
+            &SHORT_ARTICLE.replace("1일", &format!("{}일", i + 1)),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_with_retry_after_pauses_every_worker() {
+    let env = TestEnv::new()
+        .await
+        .with_config("[limits]\nmax_in_flight = 2\n");
+    articles(&env, 4);
+    let limited = ResponseTemplate::new(429)
+        .insert_header("retry-after", "2")
+        .set_body_json(json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}));
+    // The first call (which goes alone) succeeds; the second is told to come back in 2 s.
+    let (responder, arrivals) = script(vec![ok(), limited]);
+    chat()
+        .respond_with(responder)
+        .expect(5)
+        .mount(&env.server)
+        .await;
+
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let arrivals = arrivals.lock().unwrap().clone();
+    let limited_at = arrivals[1];
+    // Requests already on their way when the 429 was sent may arrive just after it; every
+    // request sent after the client saw it waits the full 2 s, whichever worker sends it.
+    let late: Vec<f64> = arrivals[2..]
+        .iter()
+        .map(|t| t.duration_since(limited_at).as_secs_f64())
+        .filter(|d| *d > 0.1)
+        .collect();
+    assert!(late.len() >= 2, "{late:?}");
+    assert!(
+        late.iter().all(|d| *d >= 1.95),
+        "sent before Retry-After expired: {late:?}"
+    );
+    let report = env.report();
+    assert_eq!(report["totals"]["rate_limited"], 1);
+    assert_eq!(report["totals"]["written"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insufficient_quota_stops_the_run_after_exactly_one_call() {
+    let env = TestEnv::new().await;
+    articles(&env, 4);
+    chat()
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1").set_body_json(json!({
+            "error": {"message": "You exceeded your current quota, please check your plan and billing details.", "type": "insufficient_quota", "code": "insufficient_quota"}
+        })))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("quota is used up"), "{stderr}");
+    let report = env.report();
+    assert_eq!(report["totals"]["failed"], 1);
+    assert_eq!(report["totals"]["not_done"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_stops_the_run_after_exactly_one_call() {
+    let env = TestEnv::new().await;
+    articles(&env, 3);
+    chat()
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"error": {"message": "Project does not have access to model", "code": "model_not_found"}})))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_error_then_success_takes_two_calls() {
+    let env = TestEnv::new().await;
+    articles(&env, 1);
+    let (responder, _) = script(vec![
+        ResponseTemplate::new(500).set_body_string("upstream failed"),
+    ]);
+    chat()
+        .respond_with(responder)
+        .expect(2)
+        .mount(&env.server)
+        .await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(env.report()["totals"]["retries"], 1);
+    assert_eq!(
+        env.brief("a0.txt")["usage"]["calls"],
+        1,
+        "a retried call is one call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_not_retried() {
+    let env = TestEnv::new().await;
+    articles(&env, 1);
+    chat()
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {"message": "Invalid value for 'temperature'", "code": "invalid_value"}})))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let reason = env.report()["articles"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("rejected the request (400)") && reason.contains("temperature"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hang_hits_the_timeout_and_is_retried() {
+    let env = TestEnv::new()
+        .await
+        .with_config("[endpoint]\nrequest_timeout = \"500ms\"\n");
+    articles(&env, 1);
+    let (responder, _) = script(vec![ok().set_delay(Duration::from_secs(3))]);
+    chat()
+        .respond_with(responder)
+        .expect(2)
+        .mount(&env.server)
+        .await;
+    let started = Instant::now();
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "waited for the hang instead of timing out"
+    );
+    assert_eq!(env.report()["totals"]["retries"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_connection_and_a_cut_body_are_retried() {
+    // wiremock cannot reset a connection: a hand-made server does it for the first request,
+    // cuts the body of the second, and answers the third.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let s = served.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 1 << 20];
+                let mut read = 0;
+                // Read the head and the body (Content-Length) before answering.
+                loop {
+                    let n = stream.read(&mut buf[read..]).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    read += n;
+                    let text = String::from_utf8_lossy(&buf[..read]);
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let len = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if read >= head_end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                match s.fetch_add(1, Ordering::SeqCst) {
+                    0 => {
+                        // Close without a reply: the client sees the connection end mid-request.
+                        drop(stream);
+                    }
+
+                    1 => {
+                        let body = completion(&brief_reply()).to_string();
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = stream.write_all(head.as_bytes()).await;
+                        let _ = stream.write_all(&body.as_bytes()[..body.len() / 2]).await;
+                        drop(stream);
+                    }
+                    _ => {
+                        let body = completion(&brief_reply()).to_string();
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = stream.write_all(resp.as_bytes()).await;
+                    }
+                }
+            });
+        }
+    });
+    let env = TestEnv::new().await;
+    articles(&env, 1);
+    let url = format!("http://{addr}/v1");
+    let out = env.summarize(&["--base-url", &url]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(served.load(Ordering::SeqCst), 3);
+    assert_eq!(env.report()["totals"]["retries"], 2);
+}
+
+/// Answers `context_length_exceeded` to any request whose body is larger than `limit` bytes.
+struct SmallWindow {
+    limit: usize,
+    too_long: Arc<AtomicUsize>,
+}
+
+impl Respond for SmallWindow {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        if req.body.len() > self.limit {
+            self.too_long.fetch_add(1, Ordering::SeqCst);
+            return ResponseTemplate::new(400).set_body_json(json!({
+                "error": {"message": "This model's maximum context length is 4096 tokens.", "type": "invalid_request_error", "code": "context_length_exceeded"}
+            }));
+        }
+        let body: Value = req.body_json().unwrap();
+        let user = body["messages"][1]["content"].as_str().unwrap_or("");
+        if user.contains("of a long news article") {
+            ResponseTemplate::new(200)
+                .set_body_json(completion("- 반도체 수출이 142억 달러로 18.4% 늘었다."))
+        } else {
+            ok()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_length_exceeded_splits_into_smaller_calls_that_succeed() {
+    let env = TestEnv::new().await;
+    env.article("long.txt", &long_article(12));
+    let too_long = Arc::new(AtomicUsize::new(0));
+    // The planner thinks the article fits one call (8192-token window); the server's real
+    // window is smaller.
+    chat()
+        .respond_with(SmallWindow {
+            limit: 4000,
+            too_long: too_long.clone(),
+        })
+        .mount(&env.server)
+        .await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(too_long.load(Ordering::SeqCst) >= 1);
+    let brief = env.brief("long.txt");
+    assert_eq!(brief["title"]["en"], "Chip exports hit a record");
+    let requests = env.server.received_requests().await.unwrap();
+    let maps = requests
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("of a long news article"))
+        .count();
+    assert!(
+        maps >= 2,
+        "the article went through map-reduce in smaller pieces ({maps} map calls)"
+    );
+    assert!(requests.iter().rev().take(1).all(|r| r.body.len() <= 4000));
+}
+
+/// Cuts the reply off ("length") unless the request allows at least `room` tokens.
+struct NeedsRoom {
+    room: u64,
+}
+
+impl Respond for NeedsRoom {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = req.body_json().unwrap();
+        if body["max_tokens"].as_u64().unwrap_or(0) >= self.room {
+            return ok();
+        }
+        let mut cut = completion(&brief_reply()[..40]);
+        cut["choices"][0]["finish_reason"] = json!("length");
+        ResponseTemplate::new(200).set_body_json(cut)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_cut_at_the_limit_is_retried_with_more_room_never_accepted() {
+    let env = TestEnv::new().await;
+    articles(&env, 1);
+    chat()
+        .respond_with(NeedsRoom { room: 4000 })
+        .expect(2)
+        .mount(&env.server)
+        .await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let requests = env.server.received_requests().await.unwrap();
+    let budgets: Vec<u64> = requests
+        .iter()
+        .map(|r| {
+            r.body_json::<Value>().unwrap()["max_tokens"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(budgets, vec![2000, 4000]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_that_never_fits_is_reported_not_written() {
+    let env = TestEnv::new()
+        .await
+        .with_config("[endpoint]\ncontext_window = 4000\n");
+    articles(&env, 1);
+    chat()
+        .respond_with(NeedsRoom { room: 100_000 })
+        .mount(&env.server)
+        .await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(!env.out().join("a0.json").exists());
+    let reason = env.report()["articles"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("cut off"), "{reason}");
+}
+
+#[cfg(unix)]
+mod signals {
+    use super::*;
+
+    fn signal(pid: u32) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn spawn(env: &TestEnv) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hanbrief"))
+            .current_dir(env.root())
+            .args(["--config", env.config_path().to_str().unwrap(), "summarize"])
+            .arg(env.input())
+            .arg("-o")
+            .arg(env.out())
+            .env(KEY_ENV, "sk-test-key-0123456789")
+            .env_remove("OPENAI_API_KEY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigterm_finishes_calls_in_flight_writes_the_report_and_exits_130() {
+        let env = TestEnv::new()
+            .await
+            .with_config("[limits]\nmax_in_flight = 1\n");
+        articles(&env, 4);
+        chat()
+            .respond_with(ok().set_delay(Duration::from_millis(1500)))
+            .mount(&env.server)
+            .await;
+        let child = spawn(&env);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        signal(child.id());
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(130), "{}", output_text(&out));
+        let report = env.report();
+        assert_eq!(report["exit_code"], 130);
+        assert_eq!(report["stopped"], "interrupted by a signal");
+        // The call in flight finished and its brief was written; nothing new was started.
+        assert_eq!(report["totals"]["written"], 1, "{report}");
+        assert_eq!(report["totals"]["not_done"], 3, "{report}");
+        assert_eq!(env.server.received_requests().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_signal_exits_at_once() {
+        let env = TestEnv::new()
+            .await
+            .with_config("[limits]\nmax_in_flight = 1\nshutdown_grace = \"60s\"\n");
+        articles(&env, 2);
+        chat()
+            .respond_with(ok().set_delay(Duration::from_secs(20)))
+            .mount(&env.server)
+            .await;
+        let child = spawn(&env);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let started = Instant::now();
+        signal(child.id());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        signal(child.id());
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(130), "{}", output_text(&out));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "did not exit at once"
+        );
+    }
+}
