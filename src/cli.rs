@@ -54,7 +54,10 @@ pub enum Command {
     /// List, show or copy the prompt templates.
     #[command(subcommand)]
     Prompts(PromptsCommand),
+    /// Show, prune or clear the state store (cached calls, article manifest, run history).
+    Cache(CacheArgs),
     /// Serve a simulated OpenAI-compatible endpoint on 127.0.0.1: test configs, prompts and
+
     /// schedules without a key or a bill (real rate-limit headers and 429s, injected faults).
     MockProvider(MockProviderArgs),
 }
@@ -195,4 +198,36 @@ pub struct MockProviderArgs {
     /// Seed of the fault dice.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+/// `hanbrief cache`
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub command: CacheCommand,
+    /// The output folder whose store to use (default: [output] dir from config).
+    #[arg(short, long, global = true, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// What the store holds: cached calls, articles by status, runs.
+    Stats {
+        /// One JSON object instead of a report for people.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove cached calls not used for a while.
+    Prune {
+        /// Remove calls last used longer ago than this, e.g. 30d, 12h.
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+    },
+    /// Remove every cached call (the next run pays for every call again).
+    Clear {
+        /// Also forget the article manifest and the run history.
+        #[arg(long)]
+        all: bool,
+    },
 }

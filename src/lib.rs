@@ -35,5 +35,6 @@ pub mod pipeline;
 pub mod prompt;
 pub mod ratelimit;
 pub mod report;
+pub mod store;
 pub mod summarize;
 pub mod tokens;

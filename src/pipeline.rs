@@ -5,6 +5,10 @@
 //! report. Only two things stop a run early: the provider refusing us (a bad key, no quota, an
 //! unreachable or wrong endpoint: every other call would fail the same way), and a signal. Either
 //! way, articles already finished are written, and so is the report.
+//!
+//! A run is incremental. It holds the output folder's lock, routes every call through the state
+//! store's cache (a finished call is never paid for twice, even after a crash), and skips an
+//! article whose content and brief-shaping settings are unchanged since its brief was written.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,6 +26,7 @@ use crate::llm::{ApiKey, ChatClient, LlmError};
 use crate::output::{output_stems, with_suffix, write_atomic};
 use crate::prompt::Prompts;
 use crate::report::{ArticleReport, RunReport, Status};
+use crate::store::{ManifestEntry, RunLock, Store, StoreCache, StoreError};
 use crate::summarize::{Summarizer, Tally};
 use crate::tokens::Tokenizer;
 
@@ -36,6 +41,7 @@ pub struct RunOptions {
     pub inputs: Vec<PathBuf>,
     pub out: PathBuf,
     pub dry_run: bool,
+    /// Ignore the cache and the manifest: redo every article (new answers are still stored).
     pub force: bool,
 }
 
@@ -61,6 +67,8 @@ pub enum RunError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The objects a run shares between its articles.
@@ -69,6 +77,10 @@ struct Context<'a> {
     opts: &'a RunOptions,
     summarizer: Summarizer<'a>,
     shutdown: &'a Shutdown,
+    /// The state store (cache, manifest, runs); absent only for a dry run in a new folder.
+    store: Option<Arc<Store>>,
+    /// Hash of everything besides the article that shapes a brief: [`settings_fingerprint`].
+    settings_hash: String,
     /// The first fatal provider error, which stops the run.
     fatal: Mutex<Option<LlmError>>,
 }
@@ -86,15 +98,35 @@ pub async fn run(
         tracing::warn!(path = %p.path.display(), reason = %p.reason, "passed over");
     }
     let prompts = Prompts::load(settings.prompts_dir.as_deref())?;
+
+    // The lock first: a second run on the same folder stops here, before touching anything. A
+    // dry run neither locks nor creates anything, but reads the manifest if there is one.
+    let _lock = match opts.dry_run {
+        true => None,
+        false => Some(RunLock::acquire(&opts.out)?),
+    };
+    let store = match opts.dry_run {
+        true => Store::open_existing(&opts.out)?,
+        false => Some(Store::open(&opts.out)?),
+    }
+    .map(Arc::new);
+
     let tokenizer = Tokenizer::new(settings.chunking.encoding);
     let key = ApiKey::from_env(&settings.endpoint.api_key_env);
-    let client = ChatClient::new(
+    let mut client = ChatClient::new(
         &settings.endpoint,
         &settings.limits,
         tokenizer,
         key,
         shutdown.stop.clone(),
     )?;
+    if let Some(store) = store.as_ref().filter(|_| !opts.dry_run) {
+        client = client.with_cache(Arc::new(StoreCache {
+            store: store.clone(),
+            model: settings.endpoint.model.clone(),
+            read: !opts.force,
+        }));
+    }
     let summarizer = Summarizer::new(&client, &prompts, &settings.chunking, &settings.glossary)
         .map_err(|e| match e {
             ArticleError::Prompt(p) => RunError::Prompt(p),
@@ -104,17 +136,17 @@ pub async fn run(
                 message: other.to_string(),
             }),
         })?;
-    if !opts.dry_run {
-        std::fs::create_dir_all(&opts.out).map_err(|source| RunError::Output {
-            path: opts.out.clone(),
-            source,
-        })?;
-    }
+    let run_id = match store.as_ref().filter(|_| !opts.dry_run) {
+        Some(s) => Some(s.start_run("summarize", &started_at)?),
+        None => None,
+    };
     let ctx = Context {
         settings,
         opts,
         summarizer,
         shutdown,
+        store: store.clone(),
+        settings_hash: settings_fingerprint(settings, &prompts),
         fatal: Mutex::new(None),
     };
 
@@ -185,7 +217,38 @@ pub async fn run(
         let path = opts.out.join(REPORT_FILE);
         write_atomic(&path, json.as_bytes()).map_err(|source| RunError::Output { path, source })?;
     }
+    if let (Some(store), Some(id)) = (&store, run_id) {
+        store.finish_run(id, &report)?;
+    }
     Ok(report)
+}
+
+/// A hash of everything besides the article that shapes its brief: the model and sampling,
+/// the prompts, the chunking budgets, the context window, the glossary, the brief's schema and
+/// hanbrief's version (a new version may clean or check differently). Not the endpoint's URL,
+/// limits or output formats, which change how a brief is fetched or shown, not what it says.
+pub fn settings_fingerprint(settings: &Settings, prompts: &Prompts) -> String {
+    let e = &settings.endpoint;
+    let c = &settings.chunking;
+    let shape = serde_json::json!({
+        "hanbrief": env!("CARGO_PKG_VERSION"),
+        "brief": brief::SCHEMA,
+        "model": e.model,
+        "temperature": e.temperature,
+        "structured_output": format!("{:?}", e.structured_output),
+        "merge_system_prompt": e.merge_system_prompt,
+        "context_window": e.context_window,
+        "prompts": prompts.fingerprint(),
+        "encoding": c.encoding.name(),
+        "chunk_tokens": c.chunk_tokens,
+        "margin": c.margin,
+        "brief_max_tokens": c.brief_max_tokens,
+        "notes_max_tokens": c.notes_max_tokens,
+        "glossary": settings.glossary,
+    });
+    blake3::hash(shape.to_string().as_bytes())
+        .to_hex()
+        .to_string()
 }
 
 impl Context<'_> {
@@ -196,38 +259,137 @@ impl Context<'_> {
         if self.shutdown.stop.is_cancelled() {
             return ArticleReport::new(path, Status::NotDone).because("the run stopped first");
         }
-        let mut report = self.article_inner(input, stem, &path).await;
+        let (mut report, content_hash) = self.article_inner(input, stem, &path).await;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         match report.status {
-            Status::Written => {
-                tracing::info!(path = %report.path, calls = report.calls, cached = report.cached_calls, "written")
-            }
-            Status::Failed => {
-                tracing::warn!(path = %report.path, reason = report.reason.as_deref().unwrap_or(""), "failed")
-            }
-            Status::Skipped => {
-                tracing::info!(path = %report.path, reason = report.reason.as_deref().unwrap_or(""), "skipped")
-            }
+            Status::Written => tracing::info!(
+                path = %report.path,
+                calls = report.calls,
+                cached = report.cached_calls,
+                "written"
+            ),
+            Status::Failed => tracing::warn!(
+                path = %report.path,
+                reason = report.reason.as_deref().unwrap_or(""),
+                "failed"
+            ),
+            Status::Skipped => tracing::info!(
+                path = %report.path,
+                reason = report.reason.as_deref().unwrap_or(""),
+                "skipped"
+            ),
+            Status::Unchanged => tracing::debug!(path = %report.path, "unchanged"),
             _ => {}
         }
+        self.remember(stem, content_hash, &report);
         report
     }
 
-    async fn article_inner(&self, input: &InputFile, stem: &Path, path: &str) -> ArticleReport {
+    /// Records the article's outcome in the manifest (what is not done keeps its old entry).
+    fn remember(&self, stem: &Path, content_hash: Option<String>, report: &ArticleReport) {
+        let (Some(store), Some(content_hash)) = (&self.store, content_hash) else {
+            return;
+        };
+        let status = match report.status {
+            Status::Written => "written",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Unchanged | Status::NotDone | Status::Planned => return,
+        };
+        let outputs = self.output_names(stem);
+        let entry = ManifestEntry {
+            path: manifest_key(stem),
+            content_hash,
+            settings_hash: self.settings_hash.clone(),
+            status: status.to_string(),
+            last_error: report.reason.clone(),
+            outputs: if status == "written" {
+                outputs
+            } else {
+                Vec::new()
+            },
+            updated_at: chrono::Utc::now().timestamp(),
+        };
+        if let Err(e) = store.record_article(&entry) {
+            tracing::warn!("cannot record {} in the manifest ({e})", report.path);
+        }
+    }
+
+    /// The output files of an article, relative to the output folder.
+    fn output_names(&self, stem: &Path) -> Vec<String> {
+        let out = &self.settings.output;
+        let mut names = Vec::new();
+        if out.json {
+            names.push(with_suffix(stem, "json").display().to_string());
+        }
+        if out.markdown {
+            names.push(with_suffix(stem, "md").display().to_string());
+        }
+        names
+    }
+
+    /// Whether the manifest shows this exact article already briefed with these settings, with
+    /// its outputs still in place.
+    fn unchanged(&self, stem: &Path, content_hash: &str) -> bool {
+        let Some(store) = &self.store else {
+            return false;
+        };
+        if self.opts.force {
+            return false;
+        }
+        let Ok(Some(entry)) = store.article(&manifest_key(stem)) else {
+            return false;
+        };
+        entry.status == "written"
+            && entry.content_hash == content_hash
+            && entry.settings_hash == self.settings_hash
+            && entry.outputs == self.output_names(stem)
+            && entry
+                .outputs
+                .iter()
+                .all(|o| self.opts.out.join(o).is_file())
+    }
+
+    async fn article_inner(
+        &self,
+        input: &InputFile,
+        stem: &Path,
+        path: &str,
+    ) -> (ArticleReport, Option<String>) {
         let article = match ingest::read(input) {
             Ok(a) => a,
             Err(ReadError::Skip(skip)) => {
-                return ArticleReport::new(path, Status::Skipped).because(skip.to_string());
+                return (
+                    ArticleReport::new(path, Status::Skipped).because(skip.to_string()),
+                    None,
+                );
             }
             Err(ReadError::Io(e)) => {
-                return ArticleReport::new(path, Status::Failed).because(format!(
-                    "cannot read the file ({e}); check that it exists and is readable"
-                ));
+                return (
+                    ArticleReport::new(path, Status::Failed).because(format!(
+                        "cannot read the file ({e}); check that it exists and is readable"
+                    )),
+                    None,
+                );
             }
         };
+        let hash = Some(article.content_hash.clone());
+        if self.unchanged(stem, &article.content_hash) {
+            let mut report = ArticleReport::new(path, Status::Unchanged)
+                .because("unchanged since its brief was written");
+            report.outputs = self
+                .output_names(stem)
+                .iter()
+                .map(|o| self.opts.out.join(o).display().to_string())
+                .collect();
+            return (report, hash);
+        }
         let cleaned = clean::clean(&article.text, article.html_title.as_deref());
         if cleaned.is_empty() {
-            return ArticleReport::new(path, Status::Skipped).because(Skip::AllClutter.to_string());
+            return (
+                ArticleReport::new(path, Status::Skipped).because(Skip::AllClutter.to_string()),
+                hash,
+            );
         }
         let plan = self.summarizer.plan(&cleaned);
         let mut report = ArticleReport::new(path, Status::Planned);
@@ -241,7 +403,7 @@ impl Context<'_> {
                 .settings
                 .pricing
                 .cost(plan.est_prompt_tokens, plan.est_completion_tokens);
-            return report;
+            return (report, None);
         }
         let mut t = Tally::default();
         let result = self.summarizer.summarize(&cleaned, &plan, &mut t).await;
@@ -255,7 +417,7 @@ impl Context<'_> {
             .cost(t.usage.prompt_tokens, t.usage.completion_tokens);
         let content = match result {
             Ok(c) => c,
-            Err(e) => return self.failed(report, e),
+            Err(e) => return (self.failed(report, e), hash),
         };
 
         let checks = brief::check(&content, &cleaned.text, &self.settings.glossary);
@@ -294,7 +456,7 @@ impl Context<'_> {
                 report.reason = Some(e.to_string());
             }
         }
-        report
+        (report, hash)
     }
 
     fn failed(&self, mut report: ArticleReport, e: ArticleError) -> ArticleReport {
@@ -345,6 +507,12 @@ impl Context<'_> {
         }
         Ok(written)
     }
+}
+
+/// The manifest's key for an article: its output stem, which is stable however the input path
+/// was spelled on the command line.
+fn manifest_key(stem: &Path) -> String {
+    stem.display().to_string()
 }
 
 /// Now, in RFC 3339 with the local offset.

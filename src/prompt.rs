@@ -160,7 +160,20 @@ impl Prompts {
             })
     }
 
+    /// A hash of every template's text: changes when any prompt changes.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        for (name, _) in &self.origins {
+            if let Ok(t) = self.env.get_template(name) {
+                hasher.update(name.as_bytes());
+                hasher.update(t.source().as_bytes());
+            }
+        }
+        hasher.finalize().to_hex().to_string()
+    }
+
     /// Where template `name` came from: "built-in" or the override's path.
+
     pub fn origin(&self, name: &str) -> String {
         self.origins
             .iter()

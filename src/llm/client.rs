@@ -69,8 +69,10 @@ impl std::fmt::Debug for ApiKey {
 
 /// A store of finished calls, keyed by everything that shapes the answer.
 pub trait CallCache: Send + Sync {
+    /// The reply stored under `key`, if any.
     fn get(&self, key: &str) -> Option<ChatReply>;
-    fn put(&self, key: &str, reply: &ChatReply);
+    /// Stores a finished call; `purpose` is for statistics.
+    fn put(&self, key: &str, purpose: &str, reply: &ChatReply);
 }
 
 /// Counters for progress, the report and the bench.
@@ -436,8 +438,9 @@ impl ChatClient {
                                 cached: false,
                             };
                             if let Some(cache) = &self.cache {
-                                cache.put(&key, &reply);
+                                cache.put(&key, &request.purpose.to_string(), &reply);
                             }
+
                             return Ok(reply);
                         }
                         Ok(ParsedReply::Refusal(text)) => {

@@ -4,4 +4,5 @@
 
 mod pipeline;
 mod provider;
+mod state;
 mod support;
