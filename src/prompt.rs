@@ -173,7 +173,6 @@ impl Prompts {
     }
 
     /// Where template `name` came from: "built-in" or the override's path.
-
     pub fn origin(&self, name: &str) -> String {
         self.origins
             .iter()
