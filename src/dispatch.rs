@@ -574,6 +574,7 @@ async fn config_check(settings: &Settings, ping: bool) -> Result<u8> {
             max_tokens: 16,
             format: ReplyFormat::Text,
             purpose: Purpose::Ping,
+            partial_ok: false,
         })
         .await;
     match reply {

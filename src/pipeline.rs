@@ -420,7 +420,8 @@ impl Context<'_> {
             Err(e) => return (self.failed(report, e), hash),
         };
 
-        let checks = brief::check(&content, &cleaned.text, &self.settings.glossary);
+        let mut checks = brief::check(&content, &cleaned.text, &self.settings.glossary);
+        checks.warnings.extend(t.warnings.iter().cloned());
         report.unsupported_figures = checks.unsupported_figures.len();
         let brief = Brief {
             schema: brief::SCHEMA.to_string(),

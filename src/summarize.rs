@@ -23,7 +23,8 @@ use crate::clean::CleanArticle;
 use crate::config::ChunkSettings;
 use crate::error::ArticleError;
 use crate::llm::{
-    ChatClient, ChatReply, ChatRequest, LlmError, Message, Purpose, ReplyFormat, Usage,
+    ChatClient, ChatReply, ChatRequest, FinishReason, LlmError, Message, Purpose, ReplyFormat,
+    Usage,
 };
 use crate::prompt::{Prompts, fence_for};
 use crate::tokens::Tokenizer;
@@ -54,12 +55,14 @@ pub struct Plan {
     pub est_completion_tokens: u64,
 }
 
-/// What summarising cost.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+/// What summarising cost, and what a reader of the brief should know about how it was made.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Tally {
     pub calls: u32,
     pub cached_calls: u32,
     pub usage: Usage,
+    /// E.g. notes cut off at the token limit: shown in the brief's checks.
+    pub warnings: Vec<String>,
 }
 
 impl Tally {
@@ -76,6 +79,26 @@ impl Tally {
         self.calls += other.calls;
         self.cached_calls += other.cached_calls;
         self.usage += other.usage;
+        self.warnings.extend(other.warnings);
+    }
+
+    /// The text of a notes reply; a reply cut at the token limit keeps its complete lines and
+    /// leaves a warning.
+    fn notes(&mut self, reply: &ChatReply, what: impl FnOnce() -> String) -> String {
+        self.add(reply);
+        let text = reply.content.trim();
+        if reply.finish_reason != FinishReason::Length {
+            return text.to_string();
+        }
+        self.warnings.push(format!(
+            "{} were cut off at the token limit; the brief may miss some of it",
+            what()
+        ));
+        let kept = match text.rfind('\n') {
+            Some(i) => &text[..i],
+            None => text,
+        };
+        kept.trim_end().to_string()
     }
 }
 
@@ -300,12 +323,13 @@ impl<'a> Summarizer<'a> {
                 max_tokens: self.chunking.notes_max_tokens,
                 format: ReplyFormat::Text,
                 purpose: Purpose::Map,
+                partial_ok: true,
             };
             match self.client.chat(request).await {
                 Ok(reply) => {
                     let mut t = Tally::default();
-                    t.add(&reply);
-                    Ok((reply.content.trim().to_string(), t))
+                    let notes = t.notes(&reply, || format!("the notes on part {index} of {total}"));
+                    Ok((notes, t))
                 }
                 Err(LlmError::ContextLength { message }) => {
                     let tokens = self.client.tokenizer().count(&text);
@@ -394,11 +418,12 @@ impl<'a> Summarizer<'a> {
                     max_tokens: self.chunking.notes_max_tokens,
                     format: ReplyFormat::Text,
                     purpose: Purpose::Collapse,
+                    partial_ok: true,
                 })
                 .await?;
             let mut t = Tally::default();
-            t.add(&reply);
-            Ok((reply.content.trim().to_string(), t))
+            let notes = t.notes(&reply, || "the merged notes on some parts".to_string());
+            Ok((notes, t))
         });
         let results = try_join_all(calls).await?;
         Ok(results
@@ -425,6 +450,7 @@ impl<'a> Summarizer<'a> {
                 max_tokens: self.chunking.brief_max_tokens,
                 format: Self::json_format(),
                 purpose,
+                partial_ok: false,
             })
             .await?;
         tally.add(&reply);
@@ -447,6 +473,7 @@ impl<'a> Summarizer<'a> {
                 max_tokens: self.chunking.brief_max_tokens,
                 format: Self::json_format(),
                 purpose: Purpose::Repair,
+                partial_ok: false,
             })
             .await?;
         tally.add(&reply);

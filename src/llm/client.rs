@@ -356,6 +356,7 @@ impl ChatClient {
             .tokenizer
             .count_messages(messages.iter().map(|m| m.content.as_str()));
         let mut max_tokens = request.max_tokens;
+        let mut grew = false;
         let mut attempt: u32 = 0;
         let mut last_error: String;
         let mut connect_failures = 0u32;
@@ -418,17 +419,24 @@ impl ChatClient {
                                 .completion_tokens
                                 .fetch_add(usage.completion_tokens, Ordering::Relaxed);
                             if finish_reason == FinishReason::Length {
-                                // A cut-off reply is never accepted: ask again with room.
+                                // A cut-off reply is never taken for a whole one: ask again with
+                                // room (once, when the caller can use a partial reply).
                                 let grown = budget.saturating_mul(2).min(room);
-                                if grown > budget && attempt < self.limits.max_retries {
+                                let may_grow = grown > budget
+                                    && attempt < self.limits.max_retries
+                                    && !(request.partial_ok && grew);
+                                if may_grow {
+                                    grew = true;
                                     tracing::info!(purpose = %request.purpose, from = budget, to = grown, "reply cut off at the token limit; retrying with more room");
                                     max_tokens = grown;
                                     attempt += 1;
                                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                                     continue;
                                 }
-                                self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
-                                return Err(LlmError::Truncated { max_tokens: budget });
+                                if !request.partial_ok {
+                                    self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+                                    return Err(LlmError::Truncated { max_tokens: budget });
+                                }
                             }
                             let reply = ChatReply {
                                 content,

@@ -103,6 +103,10 @@ pub struct ChatRequest {
     pub max_tokens: u32,
     pub format: ReplyFormat,
     pub purpose: Purpose,
+    /// The caller can use a reply cut at the token limit (notes, not a brief): after one retry
+    /// with more room, such a reply comes back with `FinishReason::Length` instead of an error,
+    /// and the caller must say that it was cut.
+    pub partial_ok: bool,
 }
 
 /// Why the model stopped.

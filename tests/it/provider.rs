@@ -467,3 +467,64 @@ mod signals {
         );
     }
 }
+
+/// Notes that always run past the limit; briefs that fit.
+struct RamblingNotes;
+
+impl Respond for RamblingNotes {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = req.body_json().unwrap();
+        if body.to_string().contains("of a long news article") {
+            let mut cut = completion(
+                "- 반도체 수출이 142억 달러로 늘었다.\n- 한빛전자는 월 26만 장으로 늘린다.\n- 업계는 이어서",
+            );
+            cut["choices"][0]["finish_reason"] = json!("length");
+            return ResponseTemplate::new(200).set_body_json(cut);
+        }
+        ok()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_cut_at_the_limit_are_kept_whole_lines_only_with_a_warning() {
+    let env = TestEnv::new()
+        .await
+        .with_config("[chunking]\nchunk_tokens = 400\n");
+    env.article("long.txt", &long_article(14));
+    chat().respond_with(RamblingNotes).mount(&env.server).await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let brief = env.brief("long.txt");
+    let chunks = brief["source"]["chunks"].as_u64().unwrap();
+    let requests = env.server.received_requests().await.unwrap();
+    let bodies: Vec<Value> = requests.iter().map(|r| r.body_json().unwrap()).collect();
+    let maps: Vec<&Value> = bodies
+        .iter()
+        .filter(|b| b.to_string().contains("of a long news article"))
+        .collect();
+    // Each chunk's notes were asked once more with twice the room, then taken as they were.
+    assert_eq!(maps.len() as u64, 2 * chunks);
+    assert!(maps.iter().any(|b| b["max_tokens"] == 1400));
+    let reduce = bodies
+        .iter()
+        .find(|b| b.to_string().contains("notes taken, part by part"))
+        .unwrap();
+    let reduce = reduce["messages"][1]["content"].as_str().unwrap();
+    assert!(reduce.contains("26만 장으로 늘린다."), "{reduce}");
+    assert!(
+        !reduce.contains("업계는 이어서"),
+        "the cut line was passed on: {reduce}"
+    );
+    let warnings = brief["checks"]["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("cut off at the token limit")),
+        "{warnings:?}"
+    );
+    let md = std::fs::read_to_string(env.out().join("long.md")).unwrap();
+    assert!(
+        md.contains("cut off at the token limit"),
+        "the warning is visible to readers"
+    );
+}
