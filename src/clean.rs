@@ -410,7 +410,8 @@ fn is_interface(bare: &str) -> bool {
         })
 }
 
-/// A navigation menu: three or more short items between `|` (or `·`) separators.
+/// A navigation menu: three or more short items between `|` (or `·`) separators; the first
+/// may be the site's name ("[한빛 노트] 블로그 홈 | 방명록 | 태그").
 fn is_menu(bare: &str) -> bool {
     let sep = if bare.contains('|') { '|' } else { '·' };
     let items: Vec<&str> = bare
@@ -418,11 +419,19 @@ fn is_menu(bare: &str) -> bool {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .collect();
+    let short = |t: &&str| {
+        t.chars().count() <= 12 && !reads_as_prose(t) && t.chars().any(char::is_alphabetic)
+    };
+    // A table row carries figures; a menu at most one ("뉴스9").
+    let with_digits = items
+        .iter()
+        .filter(|t| t.chars().any(|c| c.is_ascii_digit()))
+        .count();
     items.len() >= 3
         && bare.matches(sep).count() >= 2
-        && items.iter().all(|t| {
-            t.chars().count() <= 12 && !reads_as_prose(t) && t.chars().any(char::is_alphabetic)
-        })
+        && with_digits <= 1
+        && items[1..].iter().all(short)
+        && (short(&items[0]) || items[0].chars().count() <= 40 && !reads_as_prose(items[0]))
 }
 
 fn is_tag_cloud(bare: &str) -> bool {
@@ -784,6 +793,16 @@ mod tests {
     fn tip_off_prompts_go_even_when_they_read_as_prose() {
         let text = "본문은 여기에 있다고 말했다.\n※한빛뉴스는 여러분의 제보로 함께 세상을 바꿉니다. 각종 사건사고를 알려주세요.\n";
         assert_eq!(kept(text), "본문은 여기에 있다고 말했다.");
+    }
+
+    #[test]
+    fn menus_go_even_behind_a_site_name() {
+        let text = "[한빛 노트] 블로그 홈 | 방명록 | 태그\n뉴스홈 | 속보 | 정치 | 경제\n\
+                    정부는 예산을 5% 늘렸다고 밝혔다.\n| 수출 | 142억 달러 | 18.4% 증가 |\n";
+        assert_eq!(
+            kept(text),
+            "정부는 예산을 5% 늘렸다고 밝혔다.\n| 수출 | 142억 달러 | 18.4% 증가 |"
+        );
     }
 
     #[test]

@@ -48,6 +48,12 @@ pub enum Command {
     Summarize(SummarizeArgs),
     /// Show how one file is decoded, cleaned and chunked (no network).
     Inspect(InspectArgs),
+    /// Write one Korean-English digest of many briefs: the day's news by topic, same-event
+    /// stories merged, the most important first.
+    Digest(DigestArgs),
+    /// Run `summarize` on a schedule (cron, time zone) and write a digest of each run's new
+    /// briefs. Runs until SIGTERM or Ctrl-C.
+    Schedule(ScheduleArgs),
     /// Show or check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -230,4 +236,35 @@ pub enum CacheCommand {
         #[arg(long)]
         all: bool,
     },
+}
+
+/// `hanbrief digest`
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// Folder of briefs (default: [output] dir from config).
+    #[arg(value_name = "BRIEFS_DIR")]
+    pub briefs_dir: Option<PathBuf>,
+    /// Where to write: FILE.md and FILE.json (default: BRIEFS_DIR/_digest/<date>).
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Only briefs written within this long, e.g. 24h, 7d.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub since: Option<std::time::Duration>,
+    /// Model id (overrides [endpoint] model).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Endpoint base URL (overrides [endpoint] base_url).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
+/// `hanbrief schedule`
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Cron expression: 5 fields, or 6 with seconds first (overrides [schedule] cron).
+    #[arg(long, value_name = "EXPR")]
+    pub cron: Option<String>,
+    /// IANA time zone of the cron expression (overrides [schedule] timezone).
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
 }

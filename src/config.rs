@@ -105,6 +105,7 @@ pub struct FileConfig {
     pub output: OutputFile,
     pub prompts: PromptsFile,
     pub schedule: ScheduleFile,
+    pub digest: DigestFile,
     pub pricing: PricingFile,
     pub glossary: BTreeMap<String, String>,
 }
@@ -169,6 +170,13 @@ pub struct ScheduleFile {
     pub timezone: String,
     pub input: String,
     pub output: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestFile {
+    pub max_tokens: i64,
+    pub dir: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -278,6 +286,15 @@ pub struct ScheduleSettings {
     pub output: PathBuf,
 }
 
+/// The daily digest.
+#[derive(Debug, Clone)]
+pub struct DigestSettings {
+    /// Reply budget of a digest call.
+    pub max_tokens: u32,
+    /// Folder of digests, relative to the briefs folder.
+    pub dir: PathBuf,
+}
+
 /// Prices for cost estimates, US dollars per million tokens.
 #[derive(Debug, Clone, Copy)]
 pub struct Pricing {
@@ -304,6 +321,7 @@ pub struct Settings {
     /// A folder of prompt overrides, if any.
     pub prompts_dir: Option<PathBuf>,
     pub schedule: ScheduleSettings,
+    pub digest: DigestSettings,
     pub pricing: Pricing,
     /// Korean name → pinned English rendering.
     pub glossary: BTreeMap<String, String>,
@@ -675,6 +693,20 @@ impl Layers {
             output: v.path("schedule.output", &s.output),
         };
 
+        let d = &raw.digest;
+        let digest_dir = PathBuf::from(d.dir.trim());
+        if d.dir.trim().is_empty() || digest_dir.is_absolute() || d.dir.contains("..") {
+            return Err(v.invalid(
+                "digest.dir",
+                &d.dir,
+                "a folder name inside the briefs folder",
+            ));
+        }
+        let digest = DigestSettings {
+            max_tokens: v.at_least("digest.max_tokens", d.max_tokens, 500)?,
+            dir: digest_dir,
+        };
+
         let p = &raw.pricing;
         if p.input_per_million < 0.0 || p.output_per_million < 0.0 {
             return Err(v.invalid("pricing", "a negative price", "prices of 0 or more"));
@@ -709,6 +741,7 @@ impl Layers {
             output,
             prompts_dir,
             schedule,
+            digest,
             pricing,
             glossary: raw.glossary.clone(),
             config_file: file.map(Path::to_path_buf),

@@ -50,7 +50,111 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Prompts(cmd) => prompts(&cli.global.config, cmd),
         Command::MockProvider(args) => mock_provider(args).await,
         Command::Cache(args) => cache(&cli.global.config, args),
+        Command::Digest(args) => digest(&cli.global.config, args).await,
+        Command::Schedule(args) => schedule(&cli.global.config, args).await,
     }
+}
+
+async fn digest(
+    config_flag: &Option<std::path::PathBuf>,
+    args: crate::cli::DigestArgs,
+) -> Result<u8> {
+    use crate::digest::{DigestError, Selection};
+    let settings = load_settings(
+        config_flag,
+        Overrides {
+            model: args.model,
+            base_url: args.base_url,
+            ..Default::default()
+        },
+    )?;
+    let dir = args
+        .briefs_dir
+        .unwrap_or_else(|| settings.output.dir.clone());
+    let tz: chrono_tz::Tz = settings
+        .schedule
+        .timezone
+        .parse()
+        .unwrap_or(chrono_tz::Asia::Seoul);
+    let today = chrono::Utc::now()
+        .with_timezone(&tz)
+        .format("%Y-%m-%d")
+        .to_string();
+    let stem = match args.out {
+        Some(p) if p.extension().is_some_and(|e| e == "md" || e == "json") => p.with_extension(""),
+        Some(p) => p,
+        None => dir.join(&settings.digest.dir).join(&today),
+    };
+    let since = args.since.map(|d| {
+        (chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or_default()).fixed_offset()
+    });
+    let shutdown = Shutdown::default();
+    install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);
+    match crate::digest::run(
+        &settings,
+        &dir,
+        Selection::All(since),
+        &today,
+        &stem,
+        &shutdown.stop,
+    )
+    .await
+    {
+        Ok(done) => {
+            let d = &done.digest;
+            let stories: usize = d.topics.iter().map(|t| t.stories.len()).sum();
+            eprintln!(
+                "digest of {} briefs: {} stories in {} topics · {} calls ({} cached) · ${:.4}",
+                d.briefs,
+                stories,
+                d.topics.len(),
+                d.usage.calls,
+                d.usage.cached_calls,
+                d.usage.cost_usd
+            );
+            println!("{}", done.md.display());
+            println!("{}", done.json.display());
+            Ok(EXIT_OK)
+        }
+        Err(DigestError::Empty(dir, _)) => {
+            eprintln!(
+                "hanbrief: no briefs in {}{}: nothing to digest",
+                dir.display(),
+                if since.is_some() {
+                    " in that period"
+                } else {
+                    ""
+                }
+            );
+            Ok(EXIT_OK)
+        }
+        Err(DigestError::Article(crate::error::ArticleError::Llm(e))) if e.is_fatal() => {
+            eprintln!("hanbrief: {e}");
+            Ok(EXIT_PROVIDER)
+        }
+        Err(e @ (DigestError::Article(_) | DigestError::Write { .. })) => {
+            eprintln!("hanbrief: the digest failed: {e}");
+            Ok(EXIT_ARTICLES_FAILED)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn schedule(
+    config_flag: &Option<std::path::PathBuf>,
+    args: crate::cli::ScheduleArgs,
+) -> Result<u8> {
+    let settings = load_settings(
+        config_flag,
+        Overrides {
+            cron: args.cron,
+            timezone: args.tz,
+            ..Default::default()
+        },
+    )?;
+    let shutdown = Shutdown::default();
+    install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);
+    Ok(crate::schedule::run(&settings, &shutdown).await?)
 }
 
 fn cache(config_flag: &Option<std::path::PathBuf>, args: crate::cli::CacheArgs) -> Result<u8> {

@@ -29,9 +29,10 @@ pub enum ArticleError {
     /// A model call failed for this article (after retries where retrying made sense).
     #[error("{0}")]
     Llm(#[from] crate::llm::LlmError),
-    /// The model's reply could not be turned into a brief, even after one repair attempt.
-    #[error("the model's reply is not a valid brief after a repair attempt: {0}")]
-    InvalidBrief(String),
+    /// The model's reply could not be turned into a brief (or a digest), even after one repair
+    /// attempt.
+    #[error("the model's reply is not a valid {what} after a repair attempt: {problem}")]
+    InvalidReply { what: &'static str, problem: String },
     /// The brief could not be written to the output folder.
     #[error("cannot write {}: {source}", path.display())]
     Write {

@@ -735,28 +735,25 @@ fn brief_reply(lines: &[String]) -> String {
 }
 
 fn digest_reply(source: &str) -> String {
-    // One story per brief id found in the prompt ("[id N]" or "sources: a, b").
-    let mut ids: Vec<String> = Vec::new();
+    // One story per news item ("[sources: a, b]"), keeping its sources together.
+    let mut groups: Vec<Vec<String>> = Vec::new();
     for line in source.lines() {
-        if let Some(rest) = line.strip_prefix("[id ") {
-            ids.push(rest.trim_end_matches(']').to_string());
-        } else if let Some(i) = line.find("sources: ") {
-            let rest = &line[i + 9..];
-            let end = rest.find(';').unwrap_or(rest.len());
-            ids.extend(rest[..end].split(", ").map(str::to_string));
+        if let Some(rest) = line.strip_prefix("[sources: ") {
+            let rest = rest.trim_end().trim_end_matches(']');
+            groups.push(rest.split(", ").map(str::to_string).collect());
         }
     }
-    ids.dedup();
-    let stories: Vec<Value> = ids
+    let stories: Vec<Value> = groups
         .iter()
         .enumerate()
-        .map(|(i, id)| {
+        .map(|(i, sources)| {
+            let ko = ["오늘의 첫 소식", "오늘의 다른 소식", "오늘의 또 다른 소식"][i.min(2)];
             json!({
                 "topic": "economy",
-                "headline": {"ko": format!("{}번째 소식", i + 1), "en": format!("Story {}", i + 1)},
+                "headline": {"ko": ko, "en": "A story of the day"},
                 "summary": {"ko": "모의 제공자가 쓴 요약이다.", "en": "A summary written by the simulated provider."},
                 "importance": 3,
-                "sources": [id]
+                "sources": sources
             })
         })
         .collect();

@@ -59,12 +59,12 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "digest.md",
         text: include_str!("../prompts/digest.md"),
-        purpose: "many briefs → the daily digest",
+        purpose: "news items → the daily digest (title, overview, stories by topic)",
     },
     Builtin {
         name: "digest_map.md",
         text: include_str!("../prompts/digest_map.md"),
-        purpose: "a group of briefs → digest notes (when briefs overflow one call)",
+        purpose: "a group of news items → stories (when the briefs overflow one digest call)",
     },
 ];
 

@@ -443,22 +443,56 @@ impl<'a> Summarizer<'a> {
         purpose: Purpose,
         tally: &mut Tally,
     ) -> Result<BriefContent, ArticleError> {
+        let call = JsonCall {
+            client: self.client,
+            prompts: self.prompts,
+            format: Self::json_format(),
+            max_tokens: self.chunking.brief_max_tokens,
+            purpose,
+            what: "brief",
+        };
+        call.run(messages, brief::parse_content, tally).await
+    }
+}
+
+/// A call whose reply must parse as JSON of a given shape. A reply that does not gets one
+/// repair call, which quotes the model's reply and what was wrong with it; a second failure is
+/// an error, never a half-parsed result.
+pub(crate) struct JsonCall<'a> {
+    pub client: &'a ChatClient,
+    pub prompts: &'a Prompts,
+    pub format: ReplyFormat,
+    pub max_tokens: u32,
+    pub purpose: Purpose,
+    /// What the reply should be, for messages: "brief", "digest".
+    pub what: &'static str,
+}
+
+impl JsonCall<'_> {
+    pub(crate) async fn run<T>(
+        self,
+        messages: Vec<Message>,
+        parse: impl Fn(&str) -> Result<T, String>,
+        tally: &mut Tally,
+    ) -> Result<T, ArticleError> {
+        let request = |messages: Vec<Message>, purpose: Purpose| ChatRequest {
+            messages,
+            max_tokens: self.max_tokens,
+            format: self.format.clone(),
+            purpose,
+            partial_ok: false,
+        };
         let reply = self
             .client
-            .chat(ChatRequest {
-                messages: messages.clone(),
-                max_tokens: self.chunking.brief_max_tokens,
-                format: Self::json_format(),
-                purpose,
-                partial_ok: false,
-            })
+            .chat(request(messages.clone(), self.purpose))
             .await?;
         tally.add(&reply);
-        let problem = match brief::parse_content(&reply.content) {
-            Ok(content) => return Ok(content),
+        let problem = match parse(&reply.content) {
+            Ok(value) => return Ok(value),
             Err(problem) => problem,
         };
-        tracing::info!(%purpose, %problem, "the reply is not a valid brief; asking once more");
+        let (purpose, what) = (self.purpose, self.what);
+        tracing::info!(%purpose, %problem, "the reply is not a valid {what}; asking once more");
         tracing::debug!(reply = %excerpt(&reply.content), "the invalid reply");
         let mut repair = messages;
         repair.push(Message::assistant(reply.content));
@@ -466,18 +500,9 @@ impl<'a> Summarizer<'a> {
             self.prompts
                 .render("repair.md", &serde_json::json!({"error": problem}))?,
         ));
-        let reply = self
-            .client
-            .chat(ChatRequest {
-                messages: repair,
-                max_tokens: self.chunking.brief_max_tokens,
-                format: Self::json_format(),
-                purpose: Purpose::Repair,
-                partial_ok: false,
-            })
-            .await?;
+        let reply = self.client.chat(request(repair, Purpose::Repair)).await?;
         tally.add(&reply);
-        brief::parse_content(&reply.content).map_err(ArticleError::InvalidBrief)
+        parse(&reply.content).map_err(|problem| ArticleError::InvalidReply { what, problem })
     }
 }
 

@@ -2,6 +2,7 @@
 //! per test, and the real `hanbrief` binary run against it. Nothing talks to anything but
 //! loopback.
 
+mod digest;
 mod pipeline;
 mod provider;
 mod state;

@@ -224,3 +224,83 @@ pub fn output_text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// A provider that answers every kind of prompt: briefs, story grouping (`digest_map.md`) and
+/// digests (`digest.md`), with stories built from the `[sources: …]` lines it was sent.
+pub struct Newsroom {
+    /// Merge the first two items of a digest into one story (one event, two sources).
+    pub merge_first_two: bool,
+    /// Leave the last item out of the digest (the model forgetting a brief).
+    pub drop_last: bool,
+    /// In story grouping, one story per pair of items.
+    pub map_merges_pairs: bool,
+}
+
+impl Newsroom {
+    fn groups(body: &str) -> Vec<Vec<String>> {
+        body.split("[sources: ")
+            .skip(1)
+            .map(|rest| {
+                let end = rest.find(']').unwrap_or(rest.len());
+                rest[..end].split(", ").map(str::to_string).collect()
+            })
+            .collect()
+    }
+
+    fn story(sources: Vec<String>, n: usize) -> Value {
+        json!({
+            "topic": if n.is_multiple_of(2) { "economy" } else { "technology" },
+            "headline": {"ko": "반도체 수출 역대 최대", "en": "Chip exports hit a record"},
+            "summary": {"ko": "반도체 수출이 142억 달러로 늘었다.", "en": "Chip exports rose to $14.2 billion."},
+            "importance": if n == 0 { 5 } else { 2 },
+            "sources": sources
+        })
+    }
+}
+
+impl wiremock::Respond for Newsroom {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let body: Value = req.body_json().expect("JSON body");
+        let user = body["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let reply = if user.contains("Group these items into stories") {
+            let mut groups = Self::groups(&user);
+            if self.map_merges_pairs {
+                groups = groups.chunks(2).map(|c| c.concat()).collect();
+            }
+            let stories: Vec<Value> = groups
+                .into_iter()
+                .enumerate()
+                .map(|(i, g)| Self::story(g, i))
+                .collect();
+            json!({"stories": stories}).to_string()
+        } else if user.contains("Write the daily digest") {
+            let mut groups = Self::groups(&user);
+            if self.drop_last {
+                groups.pop();
+            }
+            if self.merge_first_two && groups.len() >= 2 {
+                let second = groups.remove(1);
+                groups[0].extend(second);
+            }
+            let stories: Vec<Value> = groups
+                .into_iter()
+                .enumerate()
+                .map(|(i, g)| Self::story(g, i))
+                .collect();
+            json!({
+                "title": {"ko": "오늘의 반도체 소식", "en": "Chips today"},
+                "overview": {"ko": "반도체 수출이 늘었다.", "en": "Chip exports rose."},
+                "stories": stories
+            })
+            .to_string()
+        } else {
+            brief_reply()
+        };
+        wiremock::ResponseTemplate::new(200).set_body_json(completion(&reply))
+    }
+}

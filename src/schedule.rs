@@ -1,0 +1,229 @@
+//! The scheduled job: `summarize` on the configured input folder at the times of a cron
+//! expression (5 fields, or 6 with seconds first) in a named time zone, each tick followed by a
+//! digest of that tick's new briefs.
+//!
+//! Ticks never overlap: the loop runs one tick at a time, and a tick that runs past the next
+//! scheduled time delays that tick (it starts as soon as the long one ends, logged) instead of
+//! piling up. Each tick is an ordinary incremental run (lock, cache, manifest), so it costs only
+//! what is new, and a tick that finds the folder locked by a manual run skips, logged. SIGTERM
+//! between ticks ends the job at once (exit 0); during a tick it stops the tick as `summarize`
+//! stops (calls in flight finish, everything finished is written, exit 130). Either way the lock
+//! is released.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+
+use crate::config::Settings;
+use crate::error::{EXIT_INTERRUPTED, EXIT_OK};
+use crate::pipeline::{self, RunError, RunOptions, Shutdown};
+use crate::report::Status;
+use crate::store::StoreError;
+
+/// The schedule could not start: a configuration problem (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(
+        "invalid cron expression {expr:?} (schedule.cron or --cron): {message}. Use 5 fields (minute hour day month weekday), or 6 with seconds first, e.g. \"0 7 * * *\""
+    )]
+    Cron { expr: String, message: String },
+    #[error(
+        "unknown time zone {0:?} (schedule.timezone or --tz); use an IANA name such as \"Asia/Seoul\""
+    )]
+    TimeZone(String),
+    #[error("the cron expression {0:?} never fires")]
+    Never(String),
+}
+
+/// A parsed schedule.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    cron: Cron,
+    tz: Tz,
+    expr: String,
+}
+
+impl Schedule {
+    /// Parses a cron expression (seconds optional) and an IANA time zone.
+    pub fn parse(expr: &str, tz: &str) -> Result<Schedule, ScheduleError> {
+        let cron = CronParser::builder()
+            .seconds(Seconds::Optional)
+            .build()
+            .parse(expr)
+            .map_err(|e| ScheduleError::Cron {
+                expr: expr.to_string(),
+                message: e.to_string(),
+            })?;
+        let tz = Tz::from_str(tz).map_err(|_| ScheduleError::TimeZone(tz.to_string()))?;
+        Ok(Schedule {
+            cron,
+            tz,
+            expr: expr.to_string(),
+        })
+    }
+
+    /// The first firing strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Result<DateTime<Tz>, ScheduleError> {
+        self.cron
+            .find_next_occurrence(&after.with_timezone(&self.tz), false)
+            .map_err(|_| ScheduleError::Never(self.expr.clone()))
+    }
+
+    /// "At 07:00." and the like.
+    pub fn describe(&self) -> String {
+        self.cron.describe()
+    }
+
+    /// The time zone.
+    pub fn tz(&self) -> Tz {
+        self.tz
+    }
+}
+
+/// Runs the scheduled job until a signal; returns the exit code.
+pub async fn run(settings: &Settings, shutdown: &Shutdown) -> Result<u8, ScheduleError> {
+    let s = &settings.schedule;
+    let schedule = Schedule::parse(&s.cron, &s.timezone)?;
+    tracing::info!(
+        cron = %s.cron,
+        tz = %s.timezone,
+        input = %s.input.display(),
+        output = %s.output.display(),
+        "schedule: {}",
+        schedule.describe()
+    );
+    let mut planned = schedule.next_after(Utc::now())?;
+    loop {
+        let now = Utc::now();
+        let wait = (planned.with_timezone(&Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        if wait > Duration::ZERO {
+            tracing::info!(at = %planned.to_rfc3339(), "next tick");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.stop.cancelled() => {
+                    tracing::info!("stopping between ticks");
+                    return Ok(EXIT_OK);
+                }
+            }
+        } else {
+            tracing::warn!(
+                planned = %planned.to_rfc3339(),
+                late_by = %humantime::format_duration(Duration::from_secs((now - planned.with_timezone(&Utc)).num_seconds().max(0) as u64)),
+                "the previous tick ran past this tick's time: starting it now"
+            );
+        }
+        if shutdown.stop.is_cancelled() {
+            return Ok(EXIT_OK);
+        }
+        let code = tick(settings, shutdown, planned).await;
+        if code == EXIT_INTERRUPTED {
+            return Ok(EXIT_INTERRUPTED);
+        }
+        // The next tick after the one just run: if its time has passed already, it runs now
+        // (once; times missed in between are not made up).
+        planned = schedule.next_after(planned.with_timezone(&Utc))?;
+    }
+}
+
+/// One tick: an incremental run, then a digest of its new briefs. Returns the run's exit code.
+async fn tick(settings: &Settings, shutdown: &Shutdown, at: DateTime<Tz>) -> u8 {
+    let s = &settings.schedule;
+    let opts = RunOptions {
+        inputs: vec![s.input.clone()],
+        out: s.output.clone(),
+        dry_run: false,
+        force: false,
+    };
+    let started = std::time::Instant::now();
+    let report = match pipeline::run(settings, &opts, shutdown).await {
+        Ok(r) => r,
+        Err(RunError::Store(e @ StoreError::Locked { .. })) => {
+            tracing::warn!("skipping this tick: {e}");
+            return EXIT_OK;
+        }
+        Err(e) => {
+            tracing::error!("this tick could not run: {e}");
+            return crate::error::EXIT_USAGE;
+        }
+    };
+    let t = &report.totals;
+    tracing::info!(
+        written = t.written,
+        unchanged = t.unchanged,
+        skipped = t.skipped,
+        failed = t.failed,
+        calls = t.calls,
+        cost_usd = format!("{:.4}", t.cost_usd),
+        took = %humantime::format_duration(Duration::from_secs(started.elapsed().as_secs())),
+        "tick done"
+    );
+    if report.exit_code == EXIT_INTERRUPTED || shutdown.stop.is_cancelled() {
+        return EXIT_INTERRUPTED;
+    }
+    let new: Vec<PathBuf> = report
+        .articles
+        .iter()
+        .filter(|a| a.status == Status::Written)
+        .flat_map(|a| {
+            a.outputs
+                .iter()
+                .filter(|o| o.ends_with(".json"))
+                .map(PathBuf::from)
+        })
+        .collect();
+    if new.is_empty() {
+        tracing::info!("nothing new: no digest this tick");
+        return report.exit_code;
+    }
+    let stem = s
+        .output
+        .join(&settings.digest.dir)
+        .join(at.format("%Y-%m-%d-%H%M%S").to_string());
+    let date = at.format("%Y-%m-%d").to_string();
+    let selection = crate::digest::Selection::Files(new);
+    match crate::digest::run(settings, &s.output, selection, &date, &stem, &shutdown.stop).await {
+        Ok(done) => {
+            tracing::info!(briefs = done.digest.briefs, digest = %done.json.display(), "digest written")
+        }
+        Err(e) => tracing::error!("the digest of this tick failed: {e}"),
+    }
+    report.exit_code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_and_six_field_expressions_in_a_time_zone() {
+        let s = Schedule::parse("0 7 * * *", "Asia/Seoul").unwrap();
+        let from: DateTime<Utc> = "2026-11-23T23:30:00Z".parse().unwrap(); // 08:30 KST
+        let next = s.next_after(from).unwrap();
+        assert_eq!(next.to_rfc3339(), "2026-11-25T07:00:00+09:00");
+        assert_eq!(
+            next.with_timezone(&Utc).to_rfc3339(),
+            "2026-11-24T22:00:00+00:00"
+        );
+        let s = Schedule::parse("*/2 * * * * *", "UTC").unwrap();
+        let next = s.next_after(from).unwrap();
+        assert_eq!(
+            next.with_timezone(&Utc).to_rfc3339(),
+            "2026-11-23T23:30:02+00:00"
+        );
+    }
+
+    #[test]
+    fn bad_expressions_and_zones_are_named() {
+        let e = Schedule::parse("61 * * * *", "Asia/Seoul").unwrap_err();
+        assert!(e.to_string().contains("\"61 * * * *\""), "{e}");
+        let e = Schedule::parse("0 7 * * *", "Asia/Busan").unwrap_err();
+        assert!(e.to_string().contains("Asia/Busan"), "{e}");
+    }
+}

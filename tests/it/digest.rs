@@ -1,0 +1,276 @@
+//! The daily digest and the scheduled job.
+
+use std::time::{Duration, Instant};
+
+use wiremock::Mock;
+use wiremock::matchers::{body_string_contains, method, path};
+
+use crate::support::*;
+
+fn chat() -> wiremock::MockBuilder {
+    Mock::given(method("POST")).and(path("/v1/chat/completions"))
+}
+
+fn articles(env: &TestEnv, n: usize) {
+    for i in 0..n {
+        env.article(
+            &format!("a{i}.txt"),
+            &SHORT_ARTICLE.replace("1일", &format!("{}일", i + 1)),
+        );
+    }
+}
+
+async fn briefed(env: &TestEnv, n: usize, newsroom: Newsroom) {
+    articles(env, n);
+    chat().respond_with(newsroom).mount(&env.server).await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+}
+
+fn digest_files(env: &TestEnv) -> Vec<std::path::PathBuf> {
+    let dir = env.out().join("_digest");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_digest_groups_by_topic_merges_events_and_links_every_source() {
+    let env = TestEnv::new().await;
+    briefed(
+        &env,
+        4,
+        Newsroom {
+            merge_first_two: true,
+            drop_last: false,
+            map_merges_pairs: false,
+        },
+    )
+    .await;
+    let out_dir = env.out().display().to_string();
+    let out = env.run(&["digest", &out_dir]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let files = digest_files(&env);
+    assert_eq!(files.len(), 1);
+    let d = read_json(&files[0]);
+    assert_eq!(d["schema"], "hanbrief.digest/1");
+    assert_eq!(d["briefs"], 4);
+    assert_eq!(d["title"]["ko"], "오늘의 반도체 소식");
+    let topics = d["topics"].as_array().unwrap();
+    // The most important story's topic comes first; the merged story links both sources.
+    assert_eq!(topics[0]["topic"], "economy");
+    let first = &topics[0]["stories"][0];
+    assert_eq!(first["importance"], 5);
+    let ids: Vec<&str> = first["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["a0", "a1"]);
+    let all: usize = topics
+        .iter()
+        .map(|t| {
+            t["stories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["sources"].as_array().unwrap().len())
+                .sum::<usize>()
+        })
+        .sum();
+    assert_eq!(all, 4, "every brief is in exactly one story");
+    assert_eq!(d["checks"]["unplaced_briefs"], serde_json::json!([]));
+    // The Markdown links resolve to the briefs.
+    let md_path = files[0].with_extension("md");
+    let md = std::fs::read_to_string(&md_path).unwrap();
+    assert!(md.starts_with("# 오늘의 반도체 소식 · "), "{md}");
+    for link in md.split("](").skip(1) {
+        let target = &link[..link.find(')').unwrap()];
+        assert!(
+            md_path.parent().unwrap().join(target).is_file(),
+            "broken link {target}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brief_the_model_leaves_out_is_still_in_the_digest() {
+    let env = TestEnv::new().await;
+    briefed(
+        &env,
+        3,
+        Newsroom {
+            merge_first_two: false,
+            drop_last: true,
+            map_merges_pairs: false,
+        },
+    )
+    .await;
+    let out_dir = env.out().display().to_string();
+    let out = env
+        .run(&[
+            "digest",
+            &out_dir,
+            "-o",
+            &env.root().join("today.md").display().to_string(),
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let d = read_json(&env.root().join("today.json"));
+    assert_eq!(d["checks"]["unplaced_briefs"], serde_json::json!(["a2"]));
+    let other = d["topics"].as_array().unwrap().last().unwrap();
+    assert_eq!(other["topic"], "other");
+    assert_eq!(other["stories"][0]["sources"][0]["id"], "a2");
+    let md = std::fs::read_to_string(env.root().join("today.md")).unwrap();
+    assert!(md.contains("left out by the model"), "{md}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn briefs_that_overflow_one_call_are_digested_in_a_tree() {
+    let env = TestEnv::new().await.with_config(
+        "[endpoint]\ncontext_window = 2600\n[chunking]\nbrief_max_tokens = 500\n[digest]\nmax_tokens = 800\n",
+    );
+    briefed(
+        &env,
+        20,
+        Newsroom {
+            merge_first_two: false,
+            drop_last: false,
+            map_merges_pairs: true,
+        },
+    )
+    .await;
+    env.server.reset().await;
+    chat()
+        .and(body_string_contains("Group these items into stories"))
+        .respond_with(Newsroom {
+            merge_first_two: false,
+            drop_last: false,
+            map_merges_pairs: true,
+        })
+        .expect(2..)
+        .mount(&env.server)
+        .await;
+    chat()
+        .and(body_string_contains("Write the daily digest"))
+        .respond_with(Newsroom {
+            merge_first_two: false,
+            drop_last: false,
+            map_merges_pairs: true,
+        })
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    let out_dir = env.out().display().to_string();
+    let out = env.run(&["digest", &out_dir]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let d = read_json(&digest_files(&env)[0]);
+    assert_eq!(d["briefs"], 20);
+    let sources: usize = d["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["stories"].as_array().unwrap())
+        .map(|s| s["sources"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(sources, 20);
+    assert_eq!(d["checks"]["unplaced_briefs"], serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_folder_has_nothing_to_digest() {
+    let env = TestEnv::new().await;
+    std::fs::create_dir_all(env.out()).unwrap();
+    let out_dir = env.out().display().to_string();
+    let out = env.run(&["digest", &out_dir]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to digest"));
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_runs_ticks_picks_up_only_new_articles_and_stops_on_sigterm() {
+    let env = TestEnv::new().await.with_config(
+        "[schedule]\ncron = \"*/2 * * * * *\"\ntimezone = \"Asia/Seoul\"\ninput = \"articles\"\noutput = \"out\"\n",
+    );
+    articles(&env, 2);
+    chat()
+        .respond_with(Newsroom {
+            merge_first_two: false,
+            drop_last: false,
+            map_merges_pairs: false,
+        })
+        .mount(&env.server)
+        .await;
+    // `hanbrief schedule --config FILE` is all it takes.
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_hanbrief"))
+        .args(["schedule", "--config", env.config_path().to_str().unwrap()])
+        .env(KEY_ENV, "sk-test-key-0123456789")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wait_for_digests = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if digest_files(&env).len() >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(
+        tokio::task::block_in_place(|| wait_for_digests(1)),
+        "no first tick"
+    );
+    let first = read_json(&digest_files(&env)[0]);
+    assert_eq!(first["briefs"], 2);
+    env.article("a2.txt", &SHORT_ARTICLE.replace("1일", "7일"));
+    assert!(
+        tokio::task::block_in_place(|| wait_for_digests(2)),
+        "no second tick with the new article"
+    );
+    let second = read_json(&digest_files(&env)[1]);
+    assert_eq!(second["briefs"], 1, "only the new article: {second}");
+    assert_eq!(second["topics"][0]["stories"][0]["sources"][0]["id"], "a2");
+    // The old articles cost nothing in later ticks: 2 briefs + 1 digest, then 1 brief + 1 digest.
+    let briefs_calls = env
+        .server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| !String::from_utf8_lossy(&r.body).contains("daily digest"))
+        .count();
+    assert_eq!(briefs_calls, 3);
+
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(130)),
+        "{}",
+        output_text(&out)
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("tick done") && log.contains("digest written"),
+        "{log}"
+    );
+    // The lock was released: a manual run on the same folder works.
+    let again = env.summarize(&[]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", output_text(&again));
+    assert_eq!(env.report()["totals"]["unchanged"], 3);
+}
