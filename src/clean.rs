@@ -223,14 +223,18 @@ fn classify(line: &str, seen: &HashSet<String>, zone: bool) -> Verdict {
             opens_zone: true,
         };
     }
-    if TIP_OFF.is_match(line) && chars <= 200 {
+    if chars <= 200 && (TIP_OFF.is_match(line) || DISCLAIMER.is_match(line)) {
         return remove(Reason::Prompt);
     }
-    if SIGN_OFF.is_match(line) {
+    if SIGN_OFF.is_match(line) && !HAND_OFF.is_match(line) {
         return remove(Reason::SignOff);
     }
-    if PRESS_NOTE.is_match(line) && chars <= 120 {
+    if chars <= 160 && PRESS_NOTE.is_match(line) || chars <= 80 && ATTACHMENT.is_match(line) {
         return remove(Reason::Contact);
+    }
+    if is_table_row(line) {
+        // A Markdown table of the article: kept whole, whatever its cells look like.
+        return Verdict::Keep;
     }
 
     let bare = strip_bullet(line);
@@ -246,22 +250,30 @@ fn classify(line: &str, seen: &HashSet<String>, zone: bool) -> Verdict {
             opens_zone: true,
         };
     }
-    if is_interface(bare) || is_menu(bare) {
+    if is_interface(bare) || is_menu(bare) || !prose && mostly_interface(bare) {
         return remove(Reason::Interface);
     }
     if REACTION.is_match(bare) {
         return remove(Reason::Reaction);
     }
-    if TIMESTAMP.is_match(bare) || DATE_ONLY.is_match(bare) {
+    if TIMESTAMP.is_match(bare)
+        || DATE_ONLY.is_match(bare)
+        || !prose && chars <= 60 && DATED_META.is_match(bare)
+    {
         return remove(Reason::Timestamp);
     }
-    if TICKER.is_match(bare) || INDEX_TICKER.is_match(bare) || TICKER_LABEL.is_match(bare) {
+    if TICKER.is_match(bare)
+        || INDEX_TICKER.is_match(bare)
+        || TICKER_LABEL.is_match(bare)
+        || STOCK_TICKER.is_match(bare)
+    {
         return remove(Reason::Ticker);
     }
     if BLOG_ROW.is_match(bare)
-        || TABLE_RULE.is_match(bare)
+        || TABLE_RULE.is_match(bare) && !line.starts_with('|')
         || is_tag_cloud(bare)
         || BLOG_META.is_match(bare) && !prose
+        || CATEGORY_COUNT.is_match(bare)
     {
         return remove(Reason::BlogList);
     }
@@ -269,16 +281,23 @@ fn classify(line: &str, seen: &HashSet<String>, zone: bool) -> Verdict {
         if EMAIL.is_match(line) && chars <= 80 || BYLINE.is_match(bare) {
             return remove(Reason::Byline);
         }
-        if CAPTION.is_match(line) || CREDIT.is_match(bare) || SOURCE_TAG.is_match(line) {
+        if CAPTION.is_match(line)
+            || CREDIT.is_match(bare)
+            || SOURCE_TAG.is_match(line)
+            || chars <= 80 && CREDIT_END.is_match(line)
+        {
             return remove(Reason::Caption);
         }
         if PRODUCTION_CREDIT.is_match(bare) {
             return remove(Reason::SignOff);
         }
-        if PROMPT.is_match(bare) {
+        if PROMPT.is_match(bare) || chars <= 60 && WEATHER.is_match(bare) {
             return remove(Reason::Prompt);
         }
-        if CONTACT.is_match(bare) || PHONE.is_match(bare) && chars <= 80 {
+        if CONTACT.is_match(bare)
+            || PHONE.is_match(bare) && chars <= 80
+            || ATTACHMENT.is_match(bare)
+        {
             // A bare "문의" heading: the contact lines under it go too.
             let heading = bare.chars().count() <= 12;
             return Verdict::Remove {
@@ -292,13 +311,15 @@ fn classify(line: &str, seen: &HashSet<String>, zone: bool) -> Verdict {
                 opens_zone: true,
             };
         }
-        if BREADCRUMB.is_match(bare) {
+        if BREADCRUMB.is_match(bare) || MASTHEAD.is_match(bare) || is_section_list(bare) {
             return remove(Reason::Interface);
         }
         if zone {
             return remove(Reason::RelatedList);
         }
-    } else if CAPTION_LEAD.is_match(line) && PHOTO_CREDIT.is_match(line) {
+    } else if CAPTION_LEAD.is_match(line)
+        && (PHOTO_CREDIT.is_match(line) || CAPTION_END.is_match(line))
+    {
         // "▲ 김 장관이 … 말하고 있다. (사진=한빛일보)": reads as prose, but it is a caption.
         return remove(Reason::Caption);
     }
@@ -306,6 +327,96 @@ fn classify(line: &str, seen: &HashSet<String>, zone: bool) -> Verdict {
         return Verdict::KeepInZone;
     }
     Verdict::Keep
+}
+
+/// A Markdown table row: `| a | b |`.
+fn is_table_row(line: &str) -> bool {
+    line.starts_with('|') && line.ends_with('|') && line.matches('|').count() >= 3
+}
+
+/// Section names of news sites, for menus written without separators.
+const SECTION_WORDS: &[&str] = &[
+    "홈",
+    "정치",
+    "경제",
+    "사회",
+    "국제",
+    "세계",
+    "문화",
+    "생활",
+    "스포츠",
+    "연예",
+    "오피니언",
+    "사설",
+    "칼럼",
+    "IT",
+    "IT·과학",
+    "과학",
+    "산업",
+    "증권",
+    "금융",
+    "부동산",
+    "전국",
+    "지역",
+    "날씨",
+    "랭킹",
+    "속보",
+    "포토",
+    "영상",
+    "뉴스",
+    "메일",
+    "카페",
+    "블로그",
+    "쇼핑",
+    "지도",
+    "프롤로그",
+    "서재",
+    "안부",
+    "전체",
+    "전체보기",
+    "최신",
+    "인기",
+    "많이본",
+    "연재",
+    "기획",
+    "피플",
+    "라이프",
+    "건강",
+    "여행",
+    "교육",
+    "북한",
+    "사건사고",
+];
+
+/// A line made only of section names ("정치 경제 사회 국제", or "경제" alone before the body).
+fn is_section_list(bare: &str) -> bool {
+    let tokens: Vec<&str> = bare.split_whitespace().collect();
+    !tokens.is_empty()
+        && tokens.iter().all(|t| {
+            SECTION_WORDS.contains(t) || t.chars().all(|c| c.is_ascii_digit()) && t.len() <= 2
+        })
+        && tokens.iter().any(|t| SECTION_WORDS.contains(t))
+}
+
+/// Most words of the line are interface words: "SNS 기사보내기 페이스북(으)로 기사보내기 …".
+fn mostly_interface(bare: &str) -> bool {
+    let tokens: Vec<&str> = bare
+        .split(|c: char| c.is_whitespace() || matches!(c, '|' | '·' | '/'))
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens.len() < 2 {
+        return false;
+    }
+    let ui = tokens
+        .iter()
+        .filter(|t| {
+            let stem = t.trim_end_matches("(으)로").trim_end_matches("하기");
+            INTERFACE_WORDS.contains(t)
+                || INTERFACE_WORDS.contains(&stem)
+                || stem.chars().all(|c| c.is_ascii_digit())
+        })
+        .count();
+    ui * 10 >= tokens.len() * 6
 }
 
 /// Whether a line reads as a sentence of prose: long enough and ending like a sentence.
@@ -566,6 +677,28 @@ const INTERFACE_WORDS: &[&str] = &[
     "태그",
     "블로그홈",
     "뉴스홈",
+    "번역보기",
+    "설정",
+    "글씨",
+    "키우기",
+    "줄이기",
+    "조절",
+    "기능",
+    "기타",
+    "다른기사",
+    "열고",
+    "기사스크랩",
+    "공유합니다",
+    "보러가기",
+    "공감",
+    "공감한",
+    "사람",
+    "블로거",
+    "단",
+    "이",
+    "글에",
+    "기사를",
+    "카카오",
 ];
 
 macro_rules! regex {
@@ -580,7 +713,7 @@ regex!(
 );
 regex!(
     TIP_OFF,
-    r"(제보로\s*함께|제보\s*(게시판|창구|방법)|기사\s*제보|제보하기|제보는\s|제보\s*(카카오톡|메일|이메일|전화)|여러분의\s*제보|보도자료\s*및\s*제보)"
+    r"^[※▷☎]\s*.*제보|(제보로\s*함께|제보\s*(게시판|창구|방법)|기사\s*제보|제보하기|제보는\s|제보\s*(카카오톡|메일|이메일|전화)|여러분의\s*제보|보도자료\s*및\s*제보)"
 );
 regex!(
     LIST_HEADING,
@@ -588,7 +721,7 @@ regex!(
 );
 regex!(
     PORTAL_BOX,
-    r"언론사에서\s*선정|언론사\s*페이지|아웃링크|이\s*기사를\s*추천합니다|함께\s*볼만한|추천\s*콘텐츠"
+    r"언론사에서\s*(선정|.*섹션으로\s*분류)|언론사\s*페이지|아웃링크|이\s*기사를\s*추천합니다|함께\s*볼만한|추천\s*콘텐츠"
 );
 regex!(
     BLOG_META,
@@ -596,11 +729,11 @@ regex!(
 );
 regex!(
     BLOG_HEADING,
-    r"^'?.{0,30}'?\s*카테고리의\s*다른\s*글$|^(태그|Tags?|카테고리|Category|이전\s*글|다음\s*글|구독하기)\s*$"
+    r"^'?.{0,30}'?\s*카테고리의\s*다른\s*글$|^.{0,30}카테고리\s*글$|^(태그|Tags?|카테고리|Category|이전\s*글|다음\s*글|구독하기)\s*$"
 );
 regex!(
     INTERFACE_LINE,
-    r"^(본문\s*요약봇|텍스트\s*음성\s*변환.*|글자\s*크기\s*(변경|설정|조절)하기|댓글\s*[\d,]*개?|공감\s*[\d,]*|댓글\s*정렬.*|기사\s*제공\s*\S{1,12}|본문\s*바로가기|상단으로\s*이동|맨\s*위로|기사\s*목록|글자\s*크기\s*(설정|조절|변경)?|가장\s*작게\s*작게\s*기본\s*크게\s*가장\s*크게|기사\s*(공유|저장|스크랩|인쇄)하기|URL\s*복사|링크\s*복사|[가-힣A-Za-z]+\s*님\s*환영합니다.*|\d+\s*/\s*\d+)$"
+    r"^(본문\s*기타\s*기능|(글씨|글자)\s*크기\s*(조절|설정|변경)(하기)?|번역\s*(보기|설정)|다른\s*기사\s*보기|본문\s*요약봇|텍스트\s*음성\s*변환.*|글자\s*크기\s*(변경|설정|조절)하기|댓글\s*[\d,]*개?|공감\s*[\d,]*|댓글\s*정렬.*|기사\s*제공\s*\S{1,12}|본문\s*바로가기|상단으로\s*이동|맨\s*위로|기사\s*목록|글자\s*크기\s*(설정|조절|변경)?|가장\s*작게\s*작게\s*기본\s*크게\s*가장\s*크게|기사\s*(공유|저장|스크랩|인쇄)하기|URL\s*복사|링크\s*복사|[가-힣A-Za-z]+\s*님\s*환영합니다.*|\d+\s*/\s*\d+)$"
 );
 regex!(
     REACTION,
@@ -635,8 +768,48 @@ regex!(
     CAPTION,
     r"^[▲△▶◀]\s*\S.*|^\[(그래픽|사진|영상|표|인포그래픽|이미지)\]|^!\[[^\]]*\]\([^)]*\)$|[(\[<]\s*(사진|자료사진|그래픽|이미지|영상|출처)\s*(제공)?\s*[=:：]|^(사진|자료사진|그래픽|이미지)\s*[=:：]|^<?(사진|자료사진)\s*>?$"
 );
-regex!(SOURCE_TAG, r"[\[(][^\])]{1,20}\s*제공[\])]\s*$");
-regex!(CAPTION_LEAD, r"^[▲△]");
+regex!(
+    SOURCE_TAG,
+    r"[\[(][^\])]{1,20}\s*(제공|자료사진|자료화면|화면\s*캡처|캡처)[\])]\s*$"
+);
+regex!(CAPTION_LEAD, r"^[▲△][^▲△]*$");
+regex!(
+    CAPTION_END,
+    r"(하고\s*있다|보이고\s*있다|모습이다|모습|있다)\.?$"
+);
+regex!(
+    CREDIT_END,
+    r"([가-힣A-Za-z]+\s*(제공|자료사진|자료화면)|사진\s*[=:]\s*\S+)\.?$"
+);
+regex!(
+    MASTHEAD,
+    r"^[가-힣A-Za-z0-9·\[\] |]{1,16}(일보|신문|뉴스|방송|통신|포털|블로그|와이어|타임스|저널|미디어|TV|닷컴|뉴스데스크|노트|공부방|경제|보도자료)$|^보\s*도\s*자\s*료$"
+);
+regex!(
+    STOCK_TICKER,
+    r"^[가-힣A-Za-z0-9&]{2,14}\s+[\d,.]+\s*[▲▼△▽↑↓+\-−]\s*[\d,.]+\s*(\([+\-−]?[\d.,]+%\))?$"
+);
+regex!(
+    WEATHER,
+    r"-?\d+(\.\d+)?\s*(℃|°C)|(맑음|흐림|구름\s*많음|미세먼지\s*(좋음|보통|나쁨))"
+);
+regex!(
+    DATED_META,
+    r"\d{4}\s*\.\s*\d{1,2}\s*\.\s*\d{1,2}\.?.*\d{1,2}:\d{2}|^(보도\s*(시점|일시|일자)|배포\s*(일시|일자)|엠바고)\s*[:：]?"
+);
+regex!(
+    CATEGORY_COUNT,
+    r"^.{1,24}\s*\((\d[\d,]*|\d[\d,]*\s*개의\s*글)\)$|^.{4,60}\(\d{4}\.\s*\d{1,2}\.\s*\d{1,2}\.?\)$"
+);
+regex!(
+    ATTACHMENT,
+    r"^붙임\s*[:：]?|\d+\s*부\.?\s*끝\.?$|^(웹사이트|홈페이지|Website)\s*[:：]"
+);
+regex!(HAND_OFF, r"(기자|특파원)(입니다|가\s*보도합니다)\.?$");
+regex!(
+    DISCLAIMER,
+    r"투자\s*권유(가|를)?\s*아닙|투자\s*판단의\s*책임|공공누리|저작물은.*이용할\s*수"
+);
 regex!(
     PHOTO_CREDIT,
     r"[(\[]\s*(사진|자료사진|그래픽|이미지)\s*(제공)?\s*[=:：]|(사진|제공)\s*[)\]]?\s*$|(연합뉴스|뉴스1|뉴시스)\s*$"
@@ -668,7 +841,7 @@ regex!(
 );
 regex!(
     PRESS_NOTE,
-    r"^※\s*.*(첨부\s*(파일|자료)|사진\s*자료|보도\s*자료|문의\s*(는|처))"
+    r"^※\s*.*(첨부\s*(파일|자료)|사진\s*자료|보도\s*자료|문의\s*(는|처))|보도자료는.*(홈페이지|볼\s*수)|배포한\s*보도자료|^(출처|자료)\s*[:：]\s*\S.{0,40}$|자세한\s*(내용|사항).*(원하시면|궁금하시면).*(연락|문의).*바랍니다"
 );
 regex!(PHONE, r"\b0\d{1,2}[-)\s.]\d{3,4}[-\s.]\d{4}\b");
 regex!(

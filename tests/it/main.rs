@@ -5,5 +5,6 @@
 mod digest;
 mod pipeline;
 mod provider;
+mod quality;
 mod state;
 mod support;
