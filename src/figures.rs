@@ -335,15 +335,44 @@ fn continues_with_smaller_scale(rest: &str, than: f64) -> bool {
     };
     let after: String = rest[m.end()..].chars().take(3).collect();
     let mut chars = after.chars().peekable();
-    if chars
+    let small = chars
         .peek()
-        .is_some_and(|c| SMALL_SCALES.iter().any(|(s, _)| s == c))
-    {
+        .is_some_and(|c| SMALL_SCALES.iter().any(|(s, _)| s == c));
+    if small {
         chars.next();
     }
     match chars.next() {
-        Some(c) => BIG_SCALES.iter().any(|(s, f)| *s == c && *f < than),
-        None => false,
+        Some(c) if BIG_SCALES.iter().any(|(s, _)| *s == c) => {
+            BIG_SCALES.iter().any(|(s, f)| *s == c && *f < than)
+        }
+        // Korean spacing puts a space between myriad groups ("37만 6200원"): plain digits
+        // below the last scale continue the number, unless they are a date or a time ("5천만
+        // 2025년") or the last scale is large (a count after 억 is a different number).
+        next => {
+            let value: f64 = m.as_str().replace(',', "").parse().unwrap_or(f64::MAX);
+            let value = if small { value * 1000.0 } else { value };
+            let date_or_time = next.is_some_and(|c| {
+                matches!(
+                    c,
+                    '년' | '월'
+                        | '일'
+                        | '시'
+                        | '분'
+                        | '초'
+                        | '세'
+                        | '위'
+                        | '차'
+                        | '번'
+                        | '회'
+                        | '호'
+                        | '층'
+                        | '기'
+                        | '%'
+                        | '.'
+                )
+            });
+            than <= 1e4 && value < than && !date_or_time
+        }
     }
 }
 
@@ -442,7 +471,11 @@ mod tests {
         assert_eq!(one("1조 5,600억 개"), 1.56e12);
         assert_eq!(one("90만 장"), 900_000.0);
         assert_eq!(one("5만3000명"), 53_000.0);
-        assert_eq!(values("5만 3000명").len(), 2);
+        // Korean spacing separates myriad groups: one number.
+        assert_eq!(one("5만 3000명"), 53_000.0);
+        assert_eq!(one("37만 6,200원"), 376_200.0);
+        // But a year after a count is another number.
+        assert_eq!(values("인구 5천만 2025년 기준").len(), 2);
         assert_eq!(one("2,340 억 원"), 2.34e11);
         assert_eq!(one("130억 달러"), 1.3e10);
         assert_eq!(one("1억2,000만 명"), 1.2e8);
@@ -538,6 +571,105 @@ mod tests {
         assert!(!src.unsupported("1,500 attendees").is_empty());
         assert!(src.unsupported("about 1,500 attendees").is_empty());
         assert!(src.unsupported("약 1,500명").is_empty());
+    }
+
+    /// `n` written in Korean myriad style, groups of four digits under 경, 조, 억, 만, each
+    /// group either as digits with a thousands comma or with 천 ("7천조"), separated by spaces
+    /// or not.
+    fn korean(n: u64, rng: &mut fastrand::Rng) -> String {
+        let scales = [
+            ("경", 10u64.pow(16)),
+            ("조", 10u64.pow(12)),
+            ("억", 10u64.pow(8)),
+            ("만", 10u64.pow(4)),
+            ("", 1),
+        ];
+        let mut parts = Vec::new();
+        let mut rest = n;
+        for (name, unit) in scales {
+            let group = rest / unit;
+            rest %= unit;
+            if group == 0 {
+                continue;
+            }
+            let digits = if group % 1000 == 0 && group < 10_000 && rng.bool() {
+                format!("{}천", group / 1000)
+            } else if group >= 1000 && rng.bool() {
+                format!("{},{:03}", group / 1000, group % 1000)
+            } else {
+                group.to_string()
+            };
+            parts.push(format!("{digits}{name}"));
+        }
+        parts.join(if rng.bool() { " " } else { "" })
+    }
+
+    #[test]
+    fn korean_forms_of_random_amounts_read_back_exactly() {
+        let mut rng = fastrand::Rng::with_seed(20261124);
+        for _ in 0..2000 {
+            // Amounts with a few significant groups, as news writes them.
+            let n = rng.u64(1..10_000) * 10u64.pow(rng.u32(0..=13));
+            let written = format!("{} 원", korean(n, &mut rng));
+            let f = extract(&written);
+            assert_eq!(f.len(), 1, "{written}: {f:?}");
+            assert!(
+                close(f[0].value, n as f64),
+                "{written} read as {} instead of {n}",
+                f[0].value
+            );
+        }
+    }
+
+    #[test]
+    fn english_forms_of_random_amounts_read_back() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..1000 {
+            let (word, scale) = [
+                ("thousand", 1e3),
+                ("million", 1e6),
+                ("billion", 1e9),
+                ("trillion", 1e12),
+            ][rng.usize(..4)];
+            let x = rng.u32(1..10_000) as f64 / 10f64.powi(rng.i32(0..=2));
+            let written = format!("${x} {word}");
+            let f = extract(&written);
+            assert_eq!(f.len(), 1, "{written}");
+            assert!(
+                close(f[0].value, x * scale),
+                "{written} read as {}",
+                f[0].value
+            );
+            // And the Korean article supports it when both say the same amount.
+            let n = (x * scale).round() as u64;
+            if (x * scale - n as f64).abs() < 1e-6 && n >= 10_000 {
+                let src = SourceFigures::new(&format!("{}원", korean(n, &mut rng)));
+                assert!(
+                    src.unsupported(&written).is_empty(),
+                    "{written} vs {}원",
+                    korean(n, &mut rng)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn figures_inside_longer_text_and_ranges() {
+        let v = values(
+            "국내 기업 400곳이 넘는다. 수출이 연간 15~20% 늘 것으로 본다. 300만~3천만 장 분량이다.",
+        );
+        assert_eq!(
+            v,
+            vec![
+                (400.0, Kind::Quantity),
+                (15.0, Kind::Quantity),
+                (20.0, Kind::Percent),
+                (3e6, Kind::Quantity),
+                (3e7, Kind::Quantity)
+            ]
+        );
+        // A figure glued to a word (a product name) is still a figure: H200 supports only 200.
+        assert_eq!(values("H200을 도입한다"), vec![(200.0, Kind::Quantity)]);
     }
 
     #[test]

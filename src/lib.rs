@@ -31,6 +31,7 @@ pub mod figures;
 pub mod ingest;
 pub mod llm;
 pub mod mock;
+pub mod names;
 pub mod output;
 pub mod pipeline;
 pub mod prompt;

@@ -23,6 +23,7 @@ use crate::config::Settings;
 use crate::error::{ArticleError, EXIT_ARTICLES_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER};
 use crate::ingest::{self, InputFile, ReadError, Skip};
 use crate::llm::{ApiKey, ChatClient, LlmError};
+use crate::names::Names;
 use crate::output::{output_stems, with_suffix, write_atomic};
 use crate::prompt::Prompts;
 use crate::report::{ArticleReport, RunReport, Status};
@@ -83,6 +84,8 @@ struct Context<'a> {
     settings_hash: String,
     /// The first fatal provider error, which stops the run.
     fatal: Mutex<Option<LlmError>>,
+    /// One English rendering per Korean name across the run's briefs.
+    names: Names,
 }
 
 /// Runs `summarize` and returns its report (already written to the output folder, unless dry).
@@ -148,6 +151,7 @@ pub async fn run(
         store: store.clone(),
         settings_hash: settings_fingerprint(settings, &prompts),
         fatal: Mutex::new(None),
+        names: Names::new(&settings.glossary, store.clone().filter(|_| !opts.dry_run)),
     };
 
     let stems = output_stems(&found.files);
@@ -415,13 +419,17 @@ impl Context<'_> {
             .settings
             .pricing
             .cost(t.usage.prompt_tokens, t.usage.completion_tokens);
-        let content = match result {
+        let mut content = match result {
             Ok(c) => c,
             Err(e) => return (self.failed(report, e), hash),
         };
 
+        let renamings = self.names.unify(&mut content);
         let mut checks = brief::check(&content, &cleaned.text, &self.settings.glossary);
         checks.warnings.extend(t.warnings.iter().cloned());
+        checks
+            .warnings
+            .extend(renamings.iter().map(|r| format!("name: {r}")));
         report.unsupported_figures = checks.unsupported_figures.len();
         let brief = Brief {
             schema: brief::SCHEMA.to_string(),

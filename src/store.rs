@@ -210,6 +210,11 @@ impl Store {
                  outputs TEXT NOT NULL,
                  updated_at INTEGER NOT NULL
              );
+             CREATE TABLE IF NOT EXISTS names (
+                 ko TEXT PRIMARY KEY,
+                 en TEXT NOT NULL,
+                 first_seen INTEGER NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS runs (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  kind TEXT NOT NULL,
@@ -361,6 +366,31 @@ impl Store {
                     serde_json::to_string(&e.outputs).expect("strings serialise"),
                     e.updated_at
                 ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    // -- names ------------------------------------------------------------------------------
+
+    /// The English renderings of Korean names seen so far.
+    pub fn names(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT ko, en FROM names ORDER BY ko")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Remembers the first rendering of a name (a later one does not replace it).
+    pub fn add_name(&self, ko: &str, en: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO names (ko, en, first_seen) VALUES (?1, ?2, ?3)",
+                params![ko, en, now()],
             )
             .map_err(|e| self.err(e))?;
         Ok(())

@@ -1,0 +1,236 @@
+//! Names: one English rendering per Korean name, in every brief of a run, across runs, and in
+//! the digest.
+//!
+//! Korean names are not romanised by rule in the press (the SK chairman is "Chey Tae-won", not
+//! "Choe"), so a model renders the same name differently from one article to the next. The
+//! registry fixes a canonical rendering per Korean name: the `[glossary]` pin if there is one,
+//! else the first rendering a brief used (kept in the state store, so it holds from day to day).
+//! Each new brief is then unified: an entity whose English differs from the canonical rendering
+//! is renamed, in the entity list and in every English field, and the brief's checks say so.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::brief::BriefContent;
+use crate::store::Store;
+
+/// One renaming done to a brief.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renaming {
+    pub ko: String,
+    pub from: String,
+    pub to: String,
+    /// Pinned by the glossary (else: as in earlier briefs).
+    pub pinned: bool,
+}
+
+impl std::fmt::Display for Renaming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "\"{}\" written \"{}\" for {}, {}",
+            self.from,
+            self.to,
+            self.ko,
+            if self.pinned {
+                "as pinned in the glossary"
+            } else {
+                "as in earlier briefs"
+            }
+        )
+    }
+}
+
+/// The canonical renderings of a run.
+pub struct Names {
+    pinned: BTreeMap<String, String>,
+    seen: Mutex<BTreeMap<String, String>>,
+    store: Option<Arc<Store>>,
+}
+
+/// A name as compared: no spaces, middle dots or hyphens.
+fn key(ko: &str) -> String {
+    ko.chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '·' | '-' | '・'))
+        .collect()
+}
+
+impl Names {
+    /// A registry with the glossary's pins and the renderings the store remembers.
+    pub fn new(glossary: &BTreeMap<String, String>, store: Option<Arc<Store>>) -> Names {
+        let pinned = glossary.iter().map(|(k, v)| (key(k), v.clone())).collect();
+        let seen = store
+            .as_ref()
+            .and_then(|s| s.names().ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (key(&k), v))
+            .collect();
+        Names {
+            pinned,
+            seen: Mutex::new(seen),
+            store,
+        }
+    }
+
+    /// The canonical rendering of a Korean name, if one is known.
+    pub fn canonical(&self, ko: &str) -> Option<String> {
+        let k = key(ko);
+        self.pinned.get(&k).cloned().or_else(|| {
+            self.seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&k)
+                .cloned()
+        })
+    }
+
+    /// Makes `content` use the canonical renderings; records renderings of names not seen
+    /// before. Returns what was renamed.
+    pub fn unify(&self, content: &mut BriefContent) -> Vec<Renaming> {
+        let mut renamings = Vec::new();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        for e in &mut content.entities {
+            let k = key(&e.ko);
+            if k.is_empty() || e.en.trim().is_empty() {
+                continue;
+            }
+            let (canonical, pinned) = match self.pinned.get(&k) {
+                Some(p) => (Some(p.clone()), true),
+                None => (seen.get(&k).cloned(), false),
+            };
+            match canonical {
+                Some(c) if c != e.en => {
+                    renamings.push(Renaming {
+                        ko: e.ko.clone(),
+                        from: e.en.clone(),
+                        to: c.clone(),
+                        pinned,
+                    });
+                    e.en = c;
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(k, e.en.clone());
+                    if let Some(store) = &self.store
+                        && let Err(err) = store.add_name(&e.ko, &e.en)
+                    {
+                        tracing::warn!("cannot remember the rendering of {} ({err})", e.ko);
+                    }
+                }
+            }
+        }
+        drop(seen);
+        for r in &renamings {
+            rename_english(content, &r.from, &r.to);
+        }
+        renamings
+    }
+}
+
+/// Replaces whole-word occurrences of `from` by `to` in every English field.
+fn rename_english(content: &mut BriefContent, from: &str, to: &str) {
+    let replace = |s: &mut String| {
+        if s.contains(from) {
+            *s = replace_words(s, from, to);
+        }
+    };
+    replace(&mut content.title.en);
+    replace(&mut content.summary.en);
+    content
+        .key_points
+        .iter_mut()
+        .for_each(|k| replace(&mut k.en));
+    content.figures.iter_mut().for_each(|f| replace(&mut f.en));
+}
+
+/// `from` replaced by `to` where it stands as a whole word (not inside a longer word).
+pub fn replace_words(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(from) {
+        let before = rest[..i].chars().next_back();
+        let after = rest[i + from.len()..].chars().next();
+        let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+        out.push_str(&rest[..i]);
+        if boundary(before) && boundary(after) {
+            out.push_str(to);
+        } else {
+            out.push_str(from);
+        }
+        rest = &rest[i + from.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::brief::{Bilingual, Entity};
+
+    fn content(en_name: &str) -> BriefContent {
+        BriefContent {
+            title: Bilingual {
+                ko: "최태원 회장 발표".into(),
+                en: format!("{en_name} speaks"),
+            },
+            summary: Bilingual {
+                ko: "최태원 회장이 말했다.".into(),
+                en: format!("Chairman {en_name} said so; {en_name}'s group agreed."),
+            },
+            key_points: vec![Bilingual {
+                ko: "협력".into(),
+                en: format!("{en_name}son is another person."),
+            }],
+            entities: vec![Entity {
+                ko: "최태원".into(),
+                en: en_name.into(),
+                kind: "person".into(),
+            }],
+            figures: vec![],
+        }
+    }
+
+    #[test]
+    fn the_first_rendering_becomes_canonical() {
+        let names = Names::new(&BTreeMap::new(), None);
+        let mut first = content("Choi Tae-won");
+        assert!(names.unify(&mut first).is_empty());
+        let mut second = content("Chey Tae-won");
+        let r = names.unify(&mut second);
+        assert_eq!(r.len(), 1);
+        assert_eq!(second.entities[0].en, "Choi Tae-won");
+        assert_eq!(
+            second.summary.en,
+            "Chairman Choi Tae-won said so; Choi Tae-won's group agreed."
+        );
+        assert_eq!(
+            second.key_points[0].en, "Chey Tae-wonson is another person.",
+            "only whole words"
+        );
+        assert!(r[0].to_string().contains("as in earlier briefs"));
+    }
+
+    #[test]
+    fn the_glossary_wins() {
+        let glossary = BTreeMap::from([("최 태원".to_string(), "Chey Tae-won".to_string())]);
+        let names = Names::new(&glossary, None);
+        let mut c = content("Choi Tae-won");
+        let r = names.unify(&mut c);
+        assert!(r[0].pinned);
+        assert_eq!(c.title.en, "Chey Tae-won speaks");
+        assert_eq!(names.canonical("최태원").as_deref(), Some("Chey Tae-won"));
+    }
+
+    #[test]
+    fn renderings_persist_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        Names::new(&BTreeMap::new(), Some(store.clone())).unify(&mut content("Choi Tae-won"));
+        let later = Names::new(&BTreeMap::new(), Some(store));
+        let mut c = content("Chey Tae-won");
+        later.unify(&mut c);
+        assert_eq!(c.entities[0].en, "Choi Tae-won");
+    }
+}
