@@ -592,7 +592,7 @@ mod tests {
             if group == 0 {
                 continue;
             }
-            let digits = if group % 1000 == 0 && group < 10_000 && rng.bool() {
+            let digits = if group.is_multiple_of(1000) && group < 10_000 && rng.bool() {
                 format!("{}천", group / 1000)
             } else if group >= 1000 && rng.bool() {
                 format!("{},{:03}", group / 1000, group % 1000)
