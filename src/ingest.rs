@@ -89,7 +89,7 @@ pub fn discover(paths: &[PathBuf], exclude: &[PathBuf]) -> Result<Discovery, Ing
         for entry in walker {
             match entry {
                 Ok(e) if e.file_type().is_file() => {
-                    if !has_article_extension(e.path()) {
+                    if !has_article_extension(e.path()) || is_folder_documentation(e.path()) {
                         continue;
                     }
                     let rel = e
@@ -129,6 +129,28 @@ fn has_article_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Documentation that lives beside articles but is never one: README, LICENSE, CHANGELOG…
+/// Passed over when walking a folder (a file named on the command line is still read). Not
+/// `index.html`: that is how site mirrors (wget, httrack) save article pages.
+fn is_folder_documentation(path: &Path) -> bool {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    matches!(
+        stem.as_str(),
+        "README"
+            | "LICENSE"
+            | "LICENCE"
+            | "CHANGELOG"
+            | "CONTRIBUTING"
+            | "NOTICE"
+            | "AUTHORS"
+            | "COPYING"
+    )
 }
 
 /// How a file's bytes were turned into text.
@@ -491,6 +513,8 @@ mod tests {
             "a.txt",
             "b/sub/c.html",
             "b/d.md",
+            "README.md",
+            "b/LICENSE.txt",
             ".hidden.txt",
             ".git/x.txt",
             "out/o.md",
