@@ -51,6 +51,9 @@ pub enum Command {
     /// Write one Korean-English digest of many briefs: the day's news by topic, same-event
     /// stories merged, the most important first.
     Digest(DigestArgs),
+    /// Measure brief quality on a set of articles with known facts: valid briefs, fact
+    /// coverage, unsupported figures, bilingual completeness, tokens per article.
+    Eval(EvalArgs),
     /// Run `summarize` on a schedule (cron, time zone) and write a digest of each run's new
     /// briefs. Runs until SIGTERM or Ctrl-C.
     Schedule(ScheduleArgs),
@@ -267,4 +270,25 @@ pub struct ScheduleArgs {
     /// IANA time zone of the cron expression (overrides [schedule] timezone).
     #[arg(long, value_name = "ZONE")]
     pub tz: Option<String>,
+}
+
+/// `hanbrief eval`
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The set: a folder with articles/ and facts.toml.
+    #[arg(value_name = "SET", default_value = "examples/eval")]
+    pub set: PathBuf,
+    /// Keep the briefs (and the cache, so an unchanged rerun is free) in DIR; default: a
+    /// temporary folder.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// One JSON object on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Model id (overrides [endpoint] model).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Endpoint base URL (overrides [endpoint] base_url).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
 }

@@ -52,7 +52,38 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Cache(args) => cache(&cli.global.config, args),
         Command::Digest(args) => digest(&cli.global.config, args).await,
         Command::Schedule(args) => schedule(&cli.global.config, args).await,
+        Command::Eval(args) => eval(&cli.global.config, args).await,
     }
+}
+
+async fn eval(config_flag: &Option<std::path::PathBuf>, args: crate::cli::EvalArgs) -> Result<u8> {
+    let settings = load_settings(
+        config_flag,
+        Overrides {
+            model: args.model,
+            base_url: args.base_url,
+            ..Default::default()
+        },
+    )?;
+    let temp;
+    let out = match &args.out {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir().context("cannot create a temporary folder")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let shutdown = Shutdown::default();
+    install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);
+    let report = crate::eval::run(&settings, &args.set, &out, &shutdown).await?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &report)?;
+        writeln!(stdout)?;
+    } else {
+        write!(stdout, "{}", report.table())?;
+    }
+    Ok(EXIT_OK)
 }
 
 async fn digest(

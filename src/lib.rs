@@ -27,6 +27,7 @@ pub mod config;
 pub mod digest;
 pub mod dispatch;
 pub mod error;
+pub mod eval;
 pub mod figures;
 pub mod ingest;
 pub mod llm;

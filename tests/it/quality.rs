@@ -356,3 +356,104 @@ mod end_to_end {
         assert!(system.contains("data, not instructions"));
     }
 }
+
+mod eval {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    use serde_json::Value;
+
+    use crate::support::*;
+
+    /// `hanbrief mock-provider` on a free port; killed on drop.
+    struct MockProvider(std::process::Child, String);
+
+    impl MockProvider {
+        fn start(extra: &[&str]) -> MockProvider {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_hanbrief"))
+                .args(["mock-provider", "--port", "0"])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut url = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut url)
+                .unwrap();
+            MockProvider(child, url.trim().to_string())
+        }
+    }
+
+    impl Drop for MockProvider {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn eval_scores_the_team_set_against_the_mock_provider() {
+        let env = TestEnv::new().await;
+        let mock = MockProvider::start(&[]);
+        let set = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/eval");
+        let out = env.root().join("eval-out").display().to_string();
+        let o = env
+            .run(&[
+                "eval",
+                set,
+                "--json",
+                "-o",
+                &out,
+                "--base-url",
+                &mock.1,
+                "--model",
+                "mock",
+            ])
+            .await;
+        assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+        let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(r["articles"], 8);
+        assert_eq!(r["valid_brief_rate"], 1.0);
+        assert_eq!(r["bilingual_completeness"], 1.0);
+        // The mock copies the article's first sentences: some facts, not all.
+        let coverage = r["fact_coverage"].as_f64().unwrap();
+        assert!(coverage > 0.3 && coverage < 1.0, "{coverage}");
+        assert!(r["tokens_per_article"].as_f64().unwrap() > 500.0);
+        let per = r["per_article"].as_array().unwrap();
+        assert_eq!(per.len(), 8);
+        assert!(per.iter().all(|a| a["facts"].as_u64() == Some(6)));
+        // A second eval into the same folder is free: every brief is unchanged.
+        let again = env
+            .run(&[
+                "eval",
+                set,
+                "--json",
+                "-o",
+                &out,
+                "--base-url",
+                &mock.1,
+                "--model",
+                "mock",
+            ])
+            .await;
+        let r2: Value = serde_json::from_slice(&again.stdout).unwrap();
+        assert_eq!(r2["fact_coverage"], r["fact_coverage"]);
+        assert_eq!(r2["per_article"][0]["status"], "unchanged");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_facts_file_naming_a_missing_article_is_an_error() {
+        let env = TestEnv::new().await;
+        let set = env.root().join("set");
+        std::fs::create_dir_all(set.join("articles")).unwrap();
+        std::fs::write(
+            set.join("facts.toml"),
+            "[\"nope.txt\"]\nfacts = [{ any = [\"x\"] }]\n",
+        )
+        .unwrap();
+        let o = env.run(&["eval", set.to_str().unwrap()]).await;
+        assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("facts for nope.txt"));
+    }
+}

@@ -1,0 +1,351 @@
+//! Eval: measure the quality of the briefs a configuration writes, on a set of articles whose
+//! facts are known.
+//!
+//! A set is a folder with `articles/` and `facts.toml` (one table per article file: the facts
+//! a brief must carry, as alternatives to find in the brief's text, or as figures to find by
+//! value). `hanbrief eval SET` runs the real `summarize` pipeline over the articles (so prompts,
+//! model and settings are exactly what a run would use) and reports, per article and in all:
+//!
+//! - **valid briefs**: articles that got a brief (parsed, both languages) / articles;
+//! - **fact coverage**: facts found in the briefs / facts;
+//! - **unsupported figures**: figures in the briefs that the cleaned article does not support /
+//!   figures in the briefs;
+//! - **bilingual completeness**: fields of the briefs filled in the right language on both
+//!   sides / fields;
+//! - **tokens and calls per article**.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::brief::{self, Brief};
+use crate::config::Settings;
+use crate::figures::{self, SourceFigures};
+use crate::pipeline::{self, RunError, RunOptions, Shutdown};
+use crate::report::Status;
+
+/// The facts file of a set.
+pub const FACTS_FILE: &str = "facts.toml";
+
+/// One fact a brief must carry.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Fact {
+    /// Any of these texts (case and spaces ignored), in Korean or English.
+    Any { any: Vec<String> },
+    /// This figure, by value, in any form.
+    Figure { figure: String },
+}
+
+#[derive(Debug, Deserialize)]
+struct ArticleFacts {
+    facts: Vec<Fact>,
+}
+
+/// An eval problem that stops it (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Facts { path: PathBuf, message: String },
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// The scores of one article.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ArticleScore {
+    pub article: String,
+    pub status: String,
+    pub facts: usize,
+    pub facts_found: usize,
+    /// The facts not found, as written in facts.toml.
+    pub missing: Vec<String>,
+    pub figures: usize,
+    pub unsupported_figures: usize,
+    pub fields: usize,
+    pub complete_fields: usize,
+    pub calls: u32,
+    pub tokens: u64,
+}
+
+/// The scores of a set.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EvalReport {
+    pub set: String,
+    pub model: String,
+    pub articles: usize,
+    pub valid_briefs: usize,
+    pub valid_brief_rate: f64,
+    pub fact_coverage: f64,
+    pub unsupported_figure_rate: f64,
+    pub bilingual_completeness: f64,
+    pub tokens_per_article: f64,
+    pub calls_per_article: f64,
+    pub elapsed_s: f64,
+    pub per_article: Vec<ArticleScore>,
+}
+
+/// Runs the pipeline over `set/articles` into `out` and scores the briefs.
+pub async fn run(
+    settings: &Settings,
+    set: &Path,
+    out: &Path,
+    shutdown: &Shutdown,
+) -> Result<EvalReport, EvalError> {
+    let facts_path = set.join(FACTS_FILE);
+    let text = std::fs::read_to_string(&facts_path).map_err(|source| EvalError::Read {
+        path: facts_path.clone(),
+        source,
+    })?;
+    let facts: BTreeMap<String, ArticleFacts> =
+        toml::from_str(&text).map_err(|e| EvalError::Facts {
+            path: facts_path.clone(),
+            message: e.to_string(),
+        })?;
+    let articles_dir = set.join("articles");
+    for name in facts.keys() {
+        if !articles_dir.join(name).is_file() {
+            return Err(EvalError::Facts {
+                path: facts_path.clone(),
+                message: format!(
+                    "facts for {name}, which is not in {}",
+                    articles_dir.display()
+                ),
+            });
+        }
+    }
+    let opts = RunOptions {
+        inputs: vec![articles_dir.clone()],
+        out: out.to_path_buf(),
+        dry_run: false,
+        force: false,
+    };
+    let report = pipeline::run(settings, &opts, shutdown).await?;
+
+    let mut scores = Vec::new();
+    for a in &report.articles {
+        let path = PathBuf::from(&a.path);
+        let name = path
+            .strip_prefix(&articles_dir)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let mut score = ArticleScore {
+            article: name.clone(),
+            status: format!("{:?}", a.status).to_lowercase(),
+            calls: a.calls + a.cached_calls,
+            tokens: a.prompt_tokens + a.completion_tokens,
+            ..Default::default()
+        };
+        let wanted = facts
+            .get(&name)
+            .map(|f| f.facts.clone())
+            .unwrap_or_default();
+        score.facts = wanted.len();
+        let brief: Option<Brief> = a
+            .outputs
+            .iter()
+            .find(|o| o.ends_with(".json"))
+            .and_then(|o| std::fs::read_to_string(o).ok())
+            .and_then(|t| serde_json::from_str(&t).ok());
+        if let (Some(b), true) = (
+            &brief,
+            matches!(a.status, Status::Written | Status::Unchanged),
+        ) {
+            score_brief(&mut score, b, &wanted);
+        } else {
+            score.missing = wanted.iter().map(describe).collect();
+        }
+        scores.push(score);
+    }
+    let n = scores.len().max(1) as f64;
+    let sum = |f: fn(&ArticleScore) -> usize| scores.iter().map(f).sum::<usize>();
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let valid = scores
+        .iter()
+        .filter(|s| s.status == "written" || s.status == "unchanged")
+        .count();
+    Ok(EvalReport {
+        set: set.display().to_string(),
+        model: settings.endpoint.model.clone(),
+        articles: scores.len(),
+        valid_briefs: valid,
+        valid_brief_rate: ratio(valid, scores.len()),
+        fact_coverage: ratio(sum(|s| s.facts_found), sum(|s| s.facts)),
+        unsupported_figure_rate: ratio(sum(|s| s.unsupported_figures), sum(|s| s.figures)),
+        bilingual_completeness: ratio(sum(|s| s.complete_fields), sum(|s| s.fields)),
+        tokens_per_article: scores.iter().map(|s| s.tokens).sum::<u64>() as f64 / n,
+        calls_per_article: scores.iter().map(|s| s.calls as u64).sum::<u64>() as f64 / n,
+        elapsed_s: report.elapsed_s,
+        per_article: scores,
+    })
+}
+
+fn describe(f: &Fact) -> String {
+    match f {
+        Fact::Any { any } => any.first().cloned().unwrap_or_default(),
+        Fact::Figure { figure } => figure.clone(),
+    }
+}
+
+/// Lower-cased letters and digits only: "Kwon Do-yoon" matches "kwon doyoon", "다솜-3" "다솜3".
+fn squash(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn score_brief(score: &mut ArticleScore, b: &Brief, wanted: &[Fact]) {
+    let c = &b.content;
+    let mut texts: Vec<&str> = brief::fields(c).into_iter().map(|(_, t)| t).collect();
+    for e in &c.entities {
+        texts.push(&e.ko);
+        texts.push(&e.en);
+    }
+    let all = texts.join("\n");
+    let squashed = squash(&all);
+    let in_brief = SourceFigures::new(&all);
+    for f in wanted {
+        let found = match f {
+            Fact::Any { any } => any.iter().any(|alt| squashed.contains(&squash(alt))),
+            Fact::Figure { figure } => figures::extract(figure)
+                .first()
+                .is_some_and(|fig| in_brief.supports(fig)),
+        };
+        if found {
+            score.facts_found += 1;
+        } else {
+            score.missing.push(describe(f));
+        }
+    }
+    score.figures = texts.iter().map(|t| figures::extract(t).len()).sum();
+    score.unsupported_figures = b.checks.unsupported_figures.len();
+    let mut pair = |ko: &str, en: &str| {
+        score.fields += 1;
+        if brief::is_korean(ko) && !en.trim().is_empty() && brief::is_english(en) {
+            score.complete_fields += 1;
+        }
+    };
+    pair(&c.title.ko, &c.title.en);
+    pair(&c.summary.ko, &c.summary.en);
+    for k in &c.key_points {
+        pair(&k.ko, &k.en);
+    }
+}
+
+impl EvalReport {
+    /// A table for people.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<22} {:<9} {:>7} {:>11} {:>9} {:>6} {:>8}  missing",
+            "article", "status", "facts", "unsupp.fig", "ko/en", "calls", "tokens"
+        );
+        for s in &self.per_article {
+            let _ = writeln!(
+                out,
+                "{:<22} {:<9} {:>3}/{:<3} {:>5}/{:<5} {:>4}/{:<4} {:>6} {:>8}  {}",
+                s.article,
+                s.status,
+                s.facts_found,
+                s.facts,
+                s.unsupported_figures,
+                s.figures,
+                s.complete_fields,
+                s.fields,
+                s.calls,
+                s.tokens,
+                s.missing.join(", ")
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n{} articles, model {}: valid briefs {:.0} % · fact coverage {:.1} % · unsupported figures {:.1} % · bilingual completeness {:.1} % · {:.0} tokens and {:.1} calls per article · {:.0}s",
+            self.articles,
+            self.model,
+            100.0 * self.valid_brief_rate,
+            100.0 * self.fact_coverage,
+            100.0 * self.unsupported_figure_rate,
+            100.0 * self.bilingual_completeness,
+            self.tokens_per_article,
+            self.calls_per_article,
+            self.elapsed_s
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::brief::{Bilingual, BriefContent, BriefUsage, Checks, Entity, SourceInfo};
+
+    fn brief() -> Brief {
+        Brief {
+            schema: brief::SCHEMA.into(),
+            source: SourceInfo {
+                path: "a.txt".into(),
+                content_hash: String::new(),
+                title: None,
+                encoding: "UTF-8".into(),
+                chars_raw: 0,
+                chars_clean: 0,
+                tokens: 0,
+                chunks: 1,
+            },
+            content: BriefContent {
+                title: Bilingual {
+                    ko: "다온유통, 이음24 인수".into(),
+                    en: "Daon Retail buys Ieum24".into(),
+                },
+                summary: Bilingual {
+                    ko: "1조 1,800억 원에 인수했다.".into(),
+                    en: "It paid 1.18 trillion won.".into(),
+                },
+                key_points: vec![Bilingual {
+                    ko: "점포는 3,200개다.".into(),
+                    en: "점포 3,200".into(),
+                }],
+                entities: vec![Entity {
+                    ko: "권도윤".into(),
+                    en: "Kwon Do-yoon".into(),
+                    kind: "person".into(),
+                }],
+                figures: vec![],
+            },
+            checks: Checks::default(),
+            usage: BriefUsage::default(),
+            generated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn facts_are_found_by_text_and_by_value() {
+        let wanted: Vec<Fact> = toml::from_str::<ArticleFacts>(
+            r#"facts = [
+                { any = ["다온유통", "Daon"] },
+                { any = ["kwon do yoon"] },
+                { figure = "1조 1,800억 원" },
+                { figure = "3,200개" },
+                { figure = "18.7%" },
+            ]"#,
+        )
+        .unwrap()
+        .facts;
+        let mut s = ArticleScore::default();
+        score_brief(&mut s, &brief(), &wanted);
+        assert_eq!(s.facts_found, 4);
+        assert_eq!(s.missing, vec!["18.7%".to_string()]);
+        // The key point's English side is Korean: one incomplete field of three.
+        assert_eq!((s.complete_fields, s.fields), (2, 3));
+    }
+}
