@@ -184,6 +184,8 @@ async fn run(s: &Scenario) {
         out: dir.path().join("out"),
         dry_run: false,
         force: false,
+        progress: None,
+        jsonl: false,
     };
     let shutdown = Shutdown::default();
 

@@ -65,6 +65,14 @@ pub enum Command {
     Prompts(PromptsCommand),
     /// Show, prune or clear the state store (cached calls, article manifest, run history).
     Cache(CacheArgs),
+    /// Print a shell completion script: `hanbrief completions bash > /etc/bash_completion.d/hanbrief`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `hanbrief man > hanbrief.1 && man ./hanbrief.1`.
+    Man,
     /// Serve a simulated OpenAI-compatible endpoint on 127.0.0.1: test configs, prompts and
 
     /// schedules without a key or a bill (real rate-limit headers and 429s, injected faults).
@@ -74,7 +82,8 @@ pub enum Command {
 /// `hanbrief summarize`
 #[derive(Debug, Args)]
 pub struct SummarizeArgs {
-    /// Article files or folders (walked recursively for .txt, .md, .html, .htm).
+    /// Article files or folders (walked recursively for .txt, .md, .html, .htm); - reads one
+    /// article from standard input.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Output folder (default: [output] dir from config).
@@ -95,6 +104,21 @@ pub struct SummarizeArgs {
     /// Calls in flight at once (overrides [limits] max_in_flight).
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub jobs: Option<u32>,
+    /// What to write: md and/or json files (overrides [output] formats), or jsonl: each brief
+    /// as one JSON line on stdout, for pipes (combine: --format md,jsonl).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "FORMAT")]
+    pub format: Vec<OutputFormat>,
+}
+
+/// Output formats of `summarize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// `<name>.md` files.
+    Md,
+    /// `<name>.json` files.
+    Json,
+    /// One brief per line on stdout.
+    Jsonl,
 }
 
 /// `hanbrief inspect`

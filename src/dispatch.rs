@@ -1,18 +1,22 @@
 //! Acting on the parsed command line: load the configuration, run the command, print its
 //! result, and return the exit code. Results go to stdout, logs and errors to stderr.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::cli::{Cli, Command, ConfigCommand, InspectArgs, PromptsCommand, SummarizeArgs};
+use crate::cli::{
+    Cli, Command, ConfigCommand, GlobalArgs, InspectArgs, LogFormat, PromptsCommand, SummarizeArgs,
+};
 use crate::config::{self, Overrides, Settings};
 use crate::error::{EXIT_ARTICLES_FAILED, EXIT_OK, EXIT_PROVIDER, EXIT_USAGE};
 use crate::ingest::{self, InputFile};
 use crate::llm::{ApiKey, ChatClient, ChatRequest, LlmError, Message, Purpose, ReplyFormat};
 use crate::pipeline::{self, RunOptions, Shutdown};
+use crate::progress::{Display, Mode, Progress};
 use crate::prompt::{self, Prompts};
 use crate::summarize::Summarizer;
 use crate::tokens::Tokenizer;
@@ -22,7 +26,7 @@ use crate::{brief, clean};
 /// problems (exit code 2), already worded for the user.
 pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
-        Command::Summarize(args) => summarize(&cli.global.config, args).await,
+        Command::Summarize(args) => summarize(&cli.global, args).await,
         Command::Inspect(args) => inspect(&cli.global.config, args),
         Command::Config(ConfigCommand::Show(args)) => {
             let settings = load_settings(
@@ -53,6 +57,18 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Digest(args) => digest(&cli.global.config, args).await,
         Command::Schedule(args) => schedule(&cli.global.config, args).await,
         Command::Eval(args) => eval(&cli.global.config, args).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "hanbrief", &mut script);
+            std::io::stdout().lock().write_all(&script)?;
+            Ok(EXIT_OK)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            Ok(EXIT_OK)
+        }
     }
 }
 
@@ -143,8 +159,9 @@ async fn digest(
                 d.usage.cached_calls,
                 d.usage.cost_usd
             );
-            println!("{}", done.md.display());
-            println!("{}", done.json.display());
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{}", done.md.display())?;
+            writeln!(stdout, "{}", done.json.display())?;
             Ok(EXIT_OK)
         }
         Err(DigestError::Empty(dir, _)) => {
@@ -331,7 +348,7 @@ async fn mock_provider(args: crate::cli::MockProviderArgs) -> Result<u8> {
     let provider = crate::mock::MockProvider::start(config, addr)
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
-    println!("{}", provider.base_url());
+    writeln!(std::io::stdout().lock(), "{}", provider.base_url())?;
     eprintln!(
         "mock provider at {} ({} rpm, {} tpm, fail rate {}): use --base-url {} (any model name, no key needed); Ctrl-C to stop",
         provider.base_url(),
@@ -356,9 +373,10 @@ pub fn load_settings(
     Ok(config::load(file.as_deref(), &env, &overrides)?)
 }
 
-async fn summarize(config_flag: &Option<std::path::PathBuf>, args: SummarizeArgs) -> Result<u8> {
-    let settings = load_settings(
-        config_flag,
+async fn summarize(global: &GlobalArgs, args: SummarizeArgs) -> Result<u8> {
+    use crate::cli::OutputFormat;
+    let mut settings = load_settings(
+        &global.config,
         Overrides {
             model: args.model,
             base_url: args.base_url,
@@ -367,11 +385,19 @@ async fn summarize(config_flag: &Option<std::path::PathBuf>, args: SummarizeArgs
             ..Default::default()
         },
     )?;
+    if !args.format.is_empty() {
+        // Files only for the formats asked for; jsonl alone writes no brief files.
+        settings.output.markdown = args.format.contains(&OutputFormat::Md);
+        settings.output.json = args.format.contains(&OutputFormat::Json);
+    }
+    let progress = Arc::new(Progress::default());
     let opts = RunOptions {
         inputs: args.paths,
         out: settings.output.dir.clone(),
         dry_run: args.dry_run,
         force: args.force,
+        progress: Some(progress.clone()),
+        jsonl: args.format.contains(&OutputFormat::Jsonl),
     };
     let shutdown = Shutdown::default();
     install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);
@@ -382,16 +408,36 @@ async fn summarize(config_flag: &Option<std::path::PathBuf>, args: SummarizeArgs
             settings.endpoint.base_url
         );
     }
-    let report = pipeline::run(&settings, &opts, &shutdown).await?;
+    let display = Display::start(progress, progress_mode(global, opts.dry_run));
+    let result = pipeline::run(&settings, &opts, &shutdown).await;
+    display.finish().await;
+    let report = result?;
     if opts.dry_run {
         print_plan(&report)?;
     } else {
         eprint!("{}", report.summary_table());
-        if report.exit_code == EXIT_OK || report.exit_code == EXIT_ARTICLES_FAILED {
+        let files = settings.output.markdown || settings.output.json;
+        if files && (report.exit_code == EXIT_OK || report.exit_code == EXIT_ARTICLES_FAILED) {
             eprintln!("briefs in {}", opts.out.display());
         }
     }
     Ok(report.exit_code)
+}
+
+/// A bar on a terminal; log lines every few seconds otherwise (`HANBRIEF_PROGRESS_EVERY`, e.g.
+/// `10s`, sets how often); nothing with `--quiet` or for a dry run.
+fn progress_mode(global: &GlobalArgs, dry_run: bool) -> Mode {
+    if global.quiet || dry_run {
+        return Mode::Off;
+    }
+    if std::io::stderr().is_terminal() && global.log_format == LogFormat::Text {
+        return Mode::Bar;
+    }
+    let every = std::env::var("HANBRIEF_PROGRESS_EVERY")
+        .ok()
+        .and_then(|v| humantime::parse_duration(&v).ok())
+        .unwrap_or(Duration::from_secs(5));
+    Mode::Lines { every }
 }
 
 fn print_plan(report: &crate::report::RunReport) -> Result<()> {

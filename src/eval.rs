@@ -125,6 +125,8 @@ pub async fn run(
         out: out.to_path_buf(),
         dry_run: false,
         force: false,
+        progress: None,
+        jsonl: false,
     };
     let report = pipeline::run(settings, &opts, shutdown).await?;
 

@@ -53,6 +53,23 @@ pub enum IngestError {
     Missing(PathBuf),
     #[error("no input paths given")]
     NoInputs,
+    #[error("cannot read the article from standard input: {0}")]
+    Stdin(String),
+}
+
+/// The input path that means standard input.
+pub const STDIN: &str = "-";
+
+/// Standard input, read once (the article given as `-`).
+static STDIN_BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+fn read_stdin() -> std::io::Result<&'static [u8]> {
+    if let Some(b) = STDIN_BYTES.get() {
+        return Ok(b);
+    }
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)?;
+    Ok(STDIN_BYTES.get_or_init(|| buf))
 }
 
 /// Finds the articles under `paths`. `exclude` lists folders never to enter (the output folder,
@@ -67,6 +84,14 @@ pub fn discover(paths: &[PathBuf], exclude: &[PathBuf]) -> Result<Discovery, Ing
         .collect();
     let mut out = Discovery::default();
     for root in paths {
+        if root.as_os_str() == STDIN {
+            read_stdin().map_err(|e| IngestError::Stdin(e.to_string()))?;
+            out.files.push(InputFile {
+                path: root.clone(),
+                rel: PathBuf::from("stdin"),
+            });
+            continue;
+        }
         let meta = std::fs::metadata(root).map_err(|_| IngestError::Missing(root.clone()))?;
         if meta.is_file() {
             let rel = PathBuf::from(root.file_name().unwrap_or(root.as_os_str()));
@@ -203,8 +228,12 @@ pub enum ReadError {
     Skip(#[from] Skip),
 }
 
-/// Reads and decodes one input file.
+/// Reads and decodes one input file (`-`: standard input).
 pub fn read(input: &InputFile) -> Result<Article, ReadError> {
+    if input.path.as_os_str() == STDIN {
+        let bytes = read_stdin()?;
+        return Ok(from_bytes(input.clone(), bytes)?);
+    }
     let size = std::fs::metadata(&input.path)?.len();
     if size > MAX_FILE_BYTES {
         return Err(Skip::TooLarge(size).into());

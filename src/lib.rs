@@ -35,6 +35,7 @@ pub mod mock;
 pub mod names;
 pub mod output;
 pub mod pipeline;
+pub mod progress;
 pub mod prompt;
 pub mod ratelimit;
 pub mod report;

@@ -23,6 +23,15 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(hanbrief::dispatch::run(cli)) {
         Ok(code) => ExitCode::from(code),
+        // The reader of our output went away (`hanbrief inspect x | head`): not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("hanbrief: {e:#}");
             ExitCode::from(hanbrief::error::EXIT_USAGE)
@@ -45,7 +54,7 @@ fn init_logging(global: &hanbrief::cli::GlobalArgs) {
         .unwrap_or_else(|| EnvFilter::new(format!("warn,hanbrief={level}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(hanbrief::progress::LogWriter)
         .with_target(false);
     match global.log_format {
         LogFormat::Json => builder.json().init(),

@@ -10,6 +10,7 @@
 //! store's cache (a finished call is never paid for twice, even after a crash), and skips an
 //! article whose content and brief-shaping settings are unchanged since its brief was written.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -25,6 +26,7 @@ use crate::ingest::{self, InputFile, ReadError, Skip};
 use crate::llm::{ApiKey, ChatClient, LlmError};
 use crate::names::Names;
 use crate::output::{output_stems, with_suffix, write_atomic};
+use crate::progress::Progress;
 use crate::prompt::Prompts;
 use crate::report::{ArticleReport, RunReport, Status};
 use crate::store::{ManifestEntry, RunLock, Store, StoreCache, StoreError};
@@ -44,6 +46,10 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Ignore the cache and the manifest: redo every article (new answers are still stored).
     pub force: bool,
+    /// Live counts for a progress display.
+    pub progress: Option<Arc<Progress>>,
+    /// Also print each brief as one JSON line on stdout.
+    pub jsonl: bool,
 }
 
 /// The two stages of stopping: `stop` (first signal: start nothing new) and `abort` (grace over
@@ -101,6 +107,9 @@ pub async fn run(
         tracing::warn!(path = %p.path.display(), reason = %p.reason, "passed over");
     }
     let prompts = Prompts::load(settings.prompts_dir.as_deref())?;
+    if let Some(p) = &opts.progress {
+        p.set_total(found.files.len());
+    }
 
     // The lock first: a second run on the same folder stops here, before touching anything. A
     // dry run neither locks nor creates anything, but reads the manifest if there is one.
@@ -129,6 +138,9 @@ pub async fn run(
             model: settings.endpoint.model.clone(),
             read: !opts.force,
         }));
+    }
+    if let Some(p) = &opts.progress {
+        p.watch(client.stats_handle(), client.limiter_handle());
     }
     let summarizer = Summarizer::new(&client, &prompts, &settings.chunking, &settings.glossary)
         .map_err(|e| match e {
@@ -286,6 +298,9 @@ impl Context<'_> {
             _ => {}
         }
         self.remember(stem, content_hash, &report);
+        if let Some(p) = &self.opts.progress {
+            p.finished(report.status);
+        }
         report
     }
 
@@ -338,7 +353,8 @@ impl Context<'_> {
         let Some(store) = &self.store else {
             return false;
         };
-        if self.opts.force {
+        // A pipe wants every brief on stdout, so nothing is skipped (the calls are cached).
+        if self.opts.force || self.opts.jsonl {
             return false;
         }
         let Ok(Some(entry)) = store.article(&manifest_key(stem)) else {
@@ -513,6 +529,17 @@ impl Context<'_> {
         }
         if out.markdown {
             put("md", brief.to_markdown())?;
+        }
+        if self.opts.jsonl {
+            let line = serde_json::to_string(brief).expect("a brief always serialises") + "\n";
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(line.as_bytes())
+                .and_then(|_| stdout.flush())
+                .map_err(|source| ArticleError::Write {
+                    path: PathBuf::from("<stdout>"),
+                    source,
+                })?;
         }
         Ok(written)
     }

@@ -140,6 +140,8 @@ async fn tick(settings: &Settings, shutdown: &Shutdown, at: DateTime<Tz>) -> u8 
         out: s.output.clone(),
         dry_run: false,
         force: false,
+        progress: None,
+        jsonl: false,
     };
     let started = std::time::Instant::now();
     let report = match pipeline::run(settings, &opts, shutdown).await {

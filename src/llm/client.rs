@@ -157,7 +157,7 @@ pub struct ChatClient {
     in_flight: Semaphore,
     cancel: CancellationToken,
     cache: Option<Arc<dyn CallCache>>,
-    stats: ClientStats,
+    stats: Arc<ClientStats>,
     /// Until one call has come back, calls go one at a time: a wrong key, model or URL then
     /// costs one call, not one per worker, and the first reply teaches the limiter and the
     /// structured-output mode before the others start.
@@ -252,7 +252,7 @@ impl ChatClient {
             in_flight: Semaphore::new(limits.max_in_flight.max(1)),
             cancel,
             cache: None,
-            stats: ClientStats::default(),
+            stats: Arc::new(ClientStats::default()),
             probe: tokio::sync::Mutex::new(()),
             probed: std::sync::atomic::AtomicBool::new(false),
             fatal: std::sync::OnceLock::new(),
@@ -268,6 +268,17 @@ impl ChatClient {
     /// Counters of this client's calls.
     pub fn stats(&self) -> &ClientStats {
         &self.stats
+    }
+
+    /// The shared rate limiter.
+    /// The counters, shared (for progress displays).
+    pub fn stats_handle(&self) -> Arc<ClientStats> {
+        self.stats.clone()
+    }
+
+    /// The shared rate limiter, for progress displays that outlive a borrow of the client.
+    pub fn limiter_handle(&self) -> Arc<Limiter> {
+        self.limiter.clone()
     }
 
     /// The shared rate limiter.

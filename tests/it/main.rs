@@ -8,3 +8,4 @@ mod provider;
 mod quality;
 mod state;
 mod support;
+mod ux;

@@ -104,10 +104,22 @@ output_per_million = 2.0
 
     /// Runs the binary with extra environment variables.
     pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let config = self.config_path().display().to_string();
+        let mut all = vec!["--config", config.as_str()];
+        all.extend_from_slice(args);
+        self.run_raw(&all, env, None).await
+    }
+
+    /// Runs the binary with exactly these arguments (no test config), these environment
+    /// variables and optionally this standard input.
+    pub async fn run_raw(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<Vec<u8>>,
+    ) -> Output {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hanbrief"));
         cmd.current_dir(self.root())
-            .arg("--config")
-            .arg(self.config_path())
             .args(args)
             .env_remove("OPENAI_API_KEY")
             .env_remove("HANBRIEF_CONFIG")
@@ -116,9 +128,30 @@ output_per_million = 2.0
         for (k, v) in env {
             cmd.env(k, v);
         }
-        tokio::task::spawn_blocking(move || cmd.output().expect("run hanbrief"))
-            .await
-            .expect("join")
+        tokio::task::spawn_blocking(move || match stdin {
+            None => cmd
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("run hanbrief"),
+            Some(bytes) => {
+                use std::io::Write;
+                let mut child = cmd
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("run hanbrief");
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(&bytes)
+                    .expect("write stdin");
+                child.wait_with_output().expect("wait for hanbrief")
+            }
+        })
+        .await
+        .expect("join")
     }
 
     /// `summarize articles -o out` plus `extra` arguments.
