@@ -109,8 +109,8 @@ fn schema(bounded: bool) -> serde_json::Value {
     let entity = json!({
         "type": "object",
         "properties": {
-            "ko": text(40, None),
-            "en": text(60, Some(ENGLISH_PATTERN)),
+            "ko": text(30, None),
+            "en": text(50, Some(ENGLISH_PATTERN)),
             "kind": {"type": "string", "enum": ENTITY_KINDS}
         },
         "required": ["ko", "en", "kind"],
@@ -119,11 +119,11 @@ fn schema(bounded: bool) -> serde_json::Value {
     json!({
         "type": "object",
         "properties": {
-            "title": pair(100, Some(KOREAN_PATTERN)),
-            "summary": pair(450, Some(KOREAN_PATTERN)),
-            "key_points": list(pair(180, Some(KOREAN_PATTERN)), 1, 5),
-            "entities": list(entity, 0, 6),
-            "figures": list(pair(80, None), 0, 6)
+            "title": pair(80, Some(KOREAN_PATTERN)),
+            "summary": pair(300, Some(KOREAN_PATTERN)),
+            "key_points": list(pair(150, Some(KOREAN_PATTERN)), 1, 3),
+            "entities": list(entity, 0, 4),
+            "figures": list(pair(60, None), 0, 4)
 
         },
         "required": ["title", "summary", "key_points", "entities", "figures"],
