@@ -62,7 +62,11 @@ fn main() {
     for _ in 0..5 {
         let t = Instant::now();
         for f in &articles {
-            let a = ingest::read(&InputFile { path: f.path.clone(), rel: f.rel.clone() }).unwrap();
+            let a = ingest::read(&InputFile {
+                path: f.path.clone(),
+                rel: f.rel.clone(),
+            })
+            .unwrap();
             let c = clean::clean(&a.text, a.html_title.as_deref());
             let _ = hanbrief::chunk::chunk(&c.text, &tok, 6000);
         }

@@ -69,7 +69,8 @@ pub struct Removed {
 /// An article's text with the clutter removed.
 #[derive(Debug, Clone)]
 pub struct CleanArticle {
-    /// The headline: the first kept line when it reads as a title, else the HTML title.
+    /// The headline: the page's title for HTML; otherwise a Markdown `# ` heading, or the first
+    /// kept line of headline length before the body (see `pick_title`).
     pub title: Option<String>,
     /// The kept text: one line per source line, paragraphs separated by one blank line.
     pub text: String,

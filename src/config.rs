@@ -776,6 +776,12 @@ impl Validator<'_> {
     fn url(&self, key: &str, value: &str) -> Result<String, ConfigError> {
         let trimmed = value.trim().trim_end_matches('/');
         match reqwest::Url::parse(trimmed) {
+            // Credentials in a URL end up in logs and reports: they belong in the key variable.
+            Ok(url) if !url.username().is_empty() || url.password().is_some() => Err(ConfigError::Invalid {
+                key: key.to_string(),
+                origin: self.layers.origin(key),
+                message: "the URL carries credentials; remove them and put the key in the environment variable named by endpoint.api_key_env".to_string(),
+            }),
             Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(trimmed.to_string()),
             _ => Err(self.invalid(key, value, "an http:// or https:// URL")),
         }
@@ -1125,6 +1131,15 @@ mod tests {
         assert_eq!(s.glossary["최태원"], "Chey Tae-won");
         let dir = s.prompts_dir.unwrap();
         assert!(dir.ends_with("my-prompts") && dir.is_absolute(), "{dir:?}");
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_refused_without_echoing_them() {
+        let err = load_text("[endpoint]\nbase_url = \"https://user:s3cret@proxy.example/v1\"\n")
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("carries credentials"), "{msg}");
+        assert!(!msg.contains("s3cret"), "{msg}");
     }
 
     #[test]

@@ -118,11 +118,12 @@ async fn digest(
     let dir = args
         .briefs_dir
         .unwrap_or_else(|| settings.output.dir.clone());
-    let tz: chrono_tz::Tz = settings
-        .schedule
-        .timezone
-        .parse()
-        .unwrap_or(chrono_tz::Asia::Seoul);
+    let tz: chrono_tz::Tz = settings.schedule.timezone.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "unknown time zone {:?} (schedule.timezone), used to date the digest; use an IANA name such as \"Asia/Seoul\"",
+            settings.schedule.timezone
+        )
+    })?;
     let today = chrono::Utc::now()
         .with_timezone(&tz)
         .format("%Y-%m-%d")
@@ -132,8 +133,13 @@ async fn digest(
         Some(p) => p,
         None => dir.join(&settings.digest.dir).join(&today),
     };
+    // A period longer than history reaches back to the beginning.
     let since = args.since.map(|d| {
-        (chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or_default()).fixed_offset()
+        chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+            .fixed_offset()
     });
     let shutdown = Shutdown::default();
     install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);
@@ -690,6 +696,17 @@ fn print_config(settings: &Settings) -> Result<()> {
         .max()
         .unwrap_or(10);
     for (key, value, source) in &settings.provenance {
+        // A header that carries a credential is shown masked, like the key.
+        let name = key.to_ascii_lowercase();
+        let secret = name.starts_with("endpoint.headers.")
+            && ["auth", "key", "token", "secret", "cookie", "password"]
+                .iter()
+                .any(|w| name.contains(w));
+        let value = if secret {
+            "\"****\"".to_string()
+        } else {
+            value.clone()
+        };
         writeln!(out, "{key:<width$} = {value:<30} # {source}")?;
     }
     let key_line = match ApiKey::from_env(&settings.endpoint.api_key_env) {

@@ -230,16 +230,25 @@ pub enum ReadError {
 
 /// Reads and decodes one input file (`-`: standard input).
 pub fn read(input: &InputFile) -> Result<Article, ReadError> {
+    let bytes = read_bytes(input)?;
+    Ok(from_bytes(input.clone(), &bytes)?)
+}
+
+/// The raw bytes of an input (`-`: standard input), refusing files too large to be articles.
+pub fn read_bytes(input: &InputFile) -> Result<std::borrow::Cow<'static, [u8]>, ReadError> {
     if input.path.as_os_str() == STDIN {
-        let bytes = read_stdin()?;
-        return Ok(from_bytes(input.clone(), bytes)?);
+        return Ok(std::borrow::Cow::Borrowed(read_stdin()?));
     }
     let size = std::fs::metadata(&input.path)?.len();
     if size > MAX_FILE_BYTES {
         return Err(Skip::TooLarge(size).into());
     }
-    let bytes = std::fs::read(&input.path)?;
-    Ok(from_bytes(input.clone(), &bytes)?)
+    Ok(std::borrow::Cow::Owned(std::fs::read(&input.path)?))
+}
+
+/// The content hash of raw bytes, as `Article::content_hash` records it.
+pub fn content_hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
 }
 
 /// Decodes an article from bytes already in memory (a file, or standard input).
@@ -281,7 +290,7 @@ pub fn from_bytes(input: InputFile, bytes: &[u8]) -> Result<Article, Skip> {
         html_title,
         encoding,
         format,
-        content_hash: blake3::hash(bytes).to_hex().to_string(),
+        content_hash: content_hash(bytes),
         bytes: bytes.len(),
     })
 }

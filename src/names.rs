@@ -144,23 +144,29 @@ fn rename_english(content: &mut BriefContent, from: &str, to: &str) {
     content.figures.iter_mut().for_each(|f| replace(&mut f.en));
 }
 
-/// `from` replaced by `to` where it stands as a whole word (not inside a longer word).
+/// `from` replaced by `to` where it stands as a whole word (not inside a longer word), and not
+/// where the text already reads `to` ("Samsung Electronics Co." stays when `from` is "Samsung
+/// Electronics" and `to` is "Samsung Electronics Co.").
 pub fn replace_words(text: &str, from: &str, to: &str) -> String {
+    let already: Vec<(usize, usize)> = text
+        .match_indices(to)
+        .map(|(i, m)| (i, i + m.len()))
+        .collect();
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find(from) {
-        let before = rest[..i].chars().next_back();
-        let after = rest[i + from.len()..].chars().next();
+    let mut last = 0;
+    for (i, m) in text.match_indices(from) {
+        let end = i + m.len();
+        let before = text[..i].chars().next_back();
+        let after = text[end..].chars().next();
         let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
-        out.push_str(&rest[..i]);
-        if boundary(before) && boundary(after) {
+        let inside_to = already.iter().any(|(s, e)| *s <= i && end <= *e);
+        if i >= last && boundary(before) && boundary(after) && !inside_to {
+            out.push_str(&text[last..i]);
             out.push_str(to);
-        } else {
-            out.push_str(from);
+            last = end;
         }
-        rest = &rest[i + from.len()..];
     }
-    out.push_str(rest);
+    out.push_str(&text[last..]);
     out
 }
 
@@ -210,6 +216,22 @@ mod tests {
             "only whole words"
         );
         assert!(r[0].to_string().contains("as in earlier briefs"));
+    }
+
+    #[test]
+    fn renaming_never_doubles_a_longer_canonical_form() {
+        assert_eq!(
+            replace_words(
+                "Samsung Electronics said; Samsung Electronics Co. agreed.",
+                "Samsung Electronics",
+                "Samsung Electronics Co."
+            ),
+            "Samsung Electronics Co. said; Samsung Electronics Co. agreed."
+        );
+        assert_eq!(
+            replace_words("Choi and Choiseul", "Choi", "Chey"),
+            "Chey and Choiseul"
+        );
     }
 
     #[test]

@@ -118,7 +118,7 @@ pub async fn run(
         false => Some(RunLock::acquire(&opts.out)?),
     };
     let store = match opts.dry_run {
-        true => Store::open_existing(&opts.out)?,
+        true => Store::open_read_only(&opts.out)?,
         false => Some(Store::open(&opts.out)?),
     }
     .map(Arc::new);
@@ -313,6 +313,9 @@ impl Context<'_> {
             Status::Written => "written",
             Status::Failed => "failed",
             Status::Skipped => "skipped",
+            // Re-made and identical: the manifest learns the new settings, so the next run
+            // skips it outright.
+            Status::Unchanged if report.calls + report.cached_calls > 0 => "written",
             Status::Unchanged | Status::NotDone | Status::Planned => return,
         };
         let outputs = self.output_names(stem);
@@ -321,7 +324,9 @@ impl Context<'_> {
             content_hash,
             settings_hash: self.settings_hash.clone(),
             status: status.to_string(),
-            last_error: report.reason.clone(),
+            last_error: (status != "written")
+                .then(|| report.reason.clone())
+                .flatten(),
             outputs: if status == "written" {
                 outputs
             } else {
@@ -376,25 +381,23 @@ impl Context<'_> {
         stem: &Path,
         path: &str,
     ) -> (ArticleReport, Option<String>) {
-        let article = match ingest::read(input) {
-            Ok(a) => a,
-            Err(ReadError::Skip(skip)) => {
-                return (
-                    ArticleReport::new(path, Status::Skipped).because(skip.to_string()),
-                    None,
-                );
+        // The bytes and their hash first: an unchanged article is not even decoded (a daily
+        // tick over a growing archive must not re-parse every page).
+        let read_error = |e: ReadError| match e {
+            ReadError::Skip(skip) => {
+                ArticleReport::new(path, Status::Skipped).because(skip.to_string())
             }
-            Err(ReadError::Io(e)) => {
-                return (
-                    ArticleReport::new(path, Status::Failed).because(format!(
-                        "cannot read the file ({e}); check that it exists and is readable"
-                    )),
-                    None,
-                );
-            }
+            ReadError::Io(e) => ArticleReport::new(path, Status::Failed).because(format!(
+                "cannot read the file ({e}); check that it exists and is readable"
+            )),
         };
-        let hash = Some(article.content_hash.clone());
-        if self.unchanged(stem, &article.content_hash) {
+        let bytes = match ingest::read_bytes(input) {
+            Ok(b) => b,
+            Err(e) => return (read_error(e), None),
+        };
+        let content_hash = ingest::content_hash(&bytes);
+        let hash = Some(content_hash.clone());
+        if self.unchanged(stem, &content_hash) {
             let mut report = ArticleReport::new(path, Status::Unchanged)
                 .because("unchanged since its brief was written");
             report.outputs = self
@@ -404,6 +407,10 @@ impl Context<'_> {
                 .collect();
             return (report, hash);
         }
+        let article = match ingest::from_bytes(input.clone(), &bytes) {
+            Ok(a) => a,
+            Err(skip) => return (read_error(ReadError::Skip(skip)), hash),
+        };
         let cleaned = clean::clean(&article.text, article.html_title.as_deref());
         if cleaned.is_empty() {
             return (
@@ -471,6 +478,18 @@ impl Context<'_> {
             },
             generated_at: now_rfc3339(),
         };
+        if self.same_as_written(&brief, stem) {
+            // Re-made (after a settings change, mostly from the cache) and identical to the
+            // brief already there: the file stays as it was, and the article is unchanged.
+            report.status = Status::Unchanged;
+            report.reason = Some("re-made, identical to its brief".into());
+            report.outputs = self
+                .output_names(stem)
+                .iter()
+                .map(|o| self.opts.out.join(o).display().to_string())
+                .collect();
+            return (report, hash);
+        }
         match self.write(&brief, stem) {
             Ok(outputs) => {
                 report.status = Status::Written;
@@ -482,6 +501,28 @@ impl Context<'_> {
             }
         }
         (report, hash)
+    }
+
+    /// Whether the brief already written for this article says the same (content, checks and
+    /// source), with every output file in place.
+    fn same_as_written(&self, brief: &Brief, stem: &Path) -> bool {
+        if self.opts.jsonl || !self.settings.output.json {
+            return false;
+        }
+        let names = self.output_names(stem);
+        if !names.iter().all(|o| self.opts.out.join(o).is_file()) {
+            return false;
+        }
+        let json = self.opts.out.join(with_suffix(stem, "json"));
+        let Some(old) = std::fs::read_to_string(json)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Brief>(&t).ok())
+        else {
+            return false;
+        };
+        old.content == brief.content
+            && old.checks == brief.checks
+            && old.source.content_hash == brief.source.content_hash
     }
 
     fn failed(&self, mut report: ArticleReport, e: ArticleError) -> ArticleReport {

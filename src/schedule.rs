@@ -74,6 +74,22 @@ impl Schedule {
             .map_err(|_| ScheduleError::Never(self.expr.clone()))
     }
 
+    /// How many firing times fall strictly between `from` and `to` (bounded: for logs).
+    pub fn missed(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
+        let mut n = 0;
+        let mut t = from;
+        while n < 1000 {
+            match self.next_after(t) {
+                Ok(next) if next.with_timezone(&Utc) < to => {
+                    n += 1;
+                    t = next.with_timezone(&Utc);
+                }
+                _ => break,
+            }
+        }
+        n
+    }
+
     /// "At 07:00." and the like.
     pub fn describe(&self) -> String {
         self.cron.describe()
@@ -97,27 +113,31 @@ pub async fn run(settings: &Settings, shutdown: &Shutdown) -> Result<u8, Schedul
         "schedule: {}",
         schedule.describe()
     );
+    if !settings.output.json {
+        tracing::warn!(
+            "output.formats has no \"json\": briefs are written, but the digests read JSON briefs, so there will be none"
+        );
+    }
     let mut planned = schedule.next_after(Utc::now())?;
     loop {
-        let now = Utc::now();
-        let wait = (planned.with_timezone(&Utc) - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO);
-        if wait > Duration::ZERO {
-            tracing::info!(at = %planned.to_rfc3339(), "next tick");
+        // Sleep in slices, checking the wall clock: a suspended machine or a clock step must
+        // not push a tick hours away from its time.
+        loop {
+            let now = Utc::now();
+            let wait = (planned.with_timezone(&Utc) - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            if wait.is_zero() {
+                break;
+            }
+            tracing::debug!(at = %planned.to_rfc3339(), "next tick");
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(wait.min(Duration::from_secs(30))) => {}
                 _ = shutdown.stop.cancelled() => {
                     tracing::info!("stopping between ticks");
                     return Ok(EXIT_OK);
                 }
             }
-        } else {
-            tracing::warn!(
-                planned = %planned.to_rfc3339(),
-                late_by = %humantime::format_duration(Duration::from_secs((now - planned.with_timezone(&Utc)).num_seconds().max(0) as u64)),
-                "the previous tick ran past this tick's time: starting it now"
-            );
         }
         if shutdown.stop.is_cancelled() {
             return Ok(EXIT_OK);
@@ -126,15 +146,34 @@ pub async fn run(settings: &Settings, shutdown: &Shutdown) -> Result<u8, Schedul
         if code == EXIT_INTERRUPTED {
             return Ok(EXIT_INTERRUPTED);
         }
-        // The next tick after the one just run: if its time has passed already, it runs now
-        // (once; times missed in between are not made up).
-        planned = schedule.next_after(planned.with_timezone(&Utc))?;
+        // The time after the tick just run. If it has passed (the tick ran long), that tick runs
+        // now, delayed, and the times missed after it are not made up.
+        let next = schedule.next_after(planned.with_timezone(&Utc))?;
+        let now = Utc::now();
+        planned = if next.with_timezone(&Utc) < now {
+            let skipped = schedule.missed(next.with_timezone(&Utc), now);
+            tracing::warn!(
+                planned = %next.to_rfc3339(),
+                skipped,
+                "the tick ran past the next tick's time: starting that one now{}",
+                if skipped > 0 { format!(", and skipping {skipped} time(s) missed after it") } else { String::new() }
+            );
+            now.with_timezone(&schedule.tz())
+        } else {
+            next
+        };
     }
 }
 
 /// One tick: an incremental run, then a digest of its new briefs. Returns the run's exit code.
 async fn tick(settings: &Settings, shutdown: &Shutdown, at: DateTime<Tz>) -> u8 {
     let s = &settings.schedule;
+    // The tick's own tokens: a signal (on the job's tokens) reaches them, but a provider that
+    // refuses us stops this tick only, not the job; the next tick tries again.
+    let tick_shutdown = Shutdown {
+        stop: shutdown.stop.child_token(),
+        abort: shutdown.abort.child_token(),
+    };
     let opts = RunOptions {
         inputs: vec![s.input.clone()],
         out: s.output.clone(),
@@ -144,7 +183,7 @@ async fn tick(settings: &Settings, shutdown: &Shutdown, at: DateTime<Tz>) -> u8 
         jsonl: false,
     };
     let started = std::time::Instant::now();
-    let report = match pipeline::run(settings, &opts, shutdown).await {
+    let report = match pipeline::run(settings, &opts, &tick_shutdown).await {
         Ok(r) => r,
         Err(RunError::Store(e @ StoreError::Locked { .. })) => {
             tracing::warn!("skipping this tick: {e}");
@@ -166,8 +205,14 @@ async fn tick(settings: &Settings, shutdown: &Shutdown, at: DateTime<Tz>) -> u8 
         took = %humantime::format_duration(Duration::from_secs(started.elapsed().as_secs())),
         "tick done"
     );
-    if report.exit_code == EXIT_INTERRUPTED || shutdown.stop.is_cancelled() {
+    if shutdown.stop.is_cancelled() {
         return EXIT_INTERRUPTED;
+    }
+    if report.exit_code == crate::error::EXIT_PROVIDER {
+        tracing::error!(
+            "the provider refused this tick ({}); the next tick tries again",
+            report.stopped.as_deref().unwrap_or("")
+        );
     }
     let new: Vec<PathBuf> = report
         .articles
@@ -190,7 +235,16 @@ async fn tick(settings: &Settings, shutdown: &Shutdown, at: DateTime<Tz>) -> u8 
         .join(at.format("%Y-%m-%d-%H%M%S").to_string());
     let date = at.format("%Y-%m-%d").to_string();
     let selection = crate::digest::Selection::Files(new);
-    match crate::digest::run(settings, &s.output, selection, &date, &stem, &shutdown.stop).await {
+    match crate::digest::run(
+        settings,
+        &s.output,
+        selection,
+        &date,
+        &stem,
+        &tick_shutdown.stop,
+    )
+    .await
+    {
         Ok(done) => {
             tracing::info!(briefs = done.digest.briefs, digest = %done.json.display(), "digest written")
         }

@@ -40,7 +40,10 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the state store {} is not usable: {source}. Move it away (or run `hanbrief cache clear --all`) to start afresh", path.display())]
+    #[error(
+        "the state store {} is not usable: {source}. If the disk is full or another program holds it, fix that and run again; if the file is damaged, move it away to start afresh (the cache and the run history go with it)",
+        path.display()
+    )]
     Db {
         path: PathBuf,
         source: rusqlite::Error,
@@ -258,14 +261,35 @@ impl Store {
         })
     }
 
-    /// Opens the store of `out` only if one exists (for read-only uses such as `--dry-run`,
-    /// which must not create anything).
+    /// Opens the store of `out` only if one exists (`hanbrief digest`, `hanbrief cache`: they
+    /// use a store but do not create one).
     pub fn open_existing(out: &Path) -> Result<Option<Store>, StoreError> {
         if out.join(STATE_DIR).join(DB_FILE).is_file() {
             Store::open(out).map(Some)
         } else {
             Ok(None)
         }
+    }
+
+    /// Opens the store of `out` read-only, if one exists (`--dry-run`, which must change
+    /// nothing on disk).
+    pub fn open_read_only(out: &Path) -> Result<Option<Store>, StoreError> {
+        let path = out.join(STATE_DIR).join(DB_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Db {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Some(Store {
+            conn: Mutex::new(conn),
+            path,
+        }))
     }
 
     /// The database file.
@@ -323,6 +347,14 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
                 params![key, model, purpose, json, reply.usage.prompt_tokens as i64, reply.usage.completion_tokens as i64, t],
             )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Drops a cached call.
+    pub fn forget_call(&self, key: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM calls WHERE key = ?1", params![key])
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -430,7 +462,7 @@ impl Store {
                     t.prompt_tokens as i64,
                     t.completion_tokens as i64,
                     t.cost_usd,
-                    serde_json::to_string(report).expect("a report serialises"),
+                    serde_json::to_string(&history_report(report)).expect("a report serialises"),
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -549,6 +581,15 @@ impl Store {
     }
 }
 
+/// The report as kept in the history: without the unchanged articles, which a daily run over a
+/// growing archive would otherwise store again every day.
+fn history_report(report: &crate::report::RunReport) -> crate::report::RunReport {
+    let mut r = report.clone();
+    r.articles
+        .retain(|a| a.status != crate::report::Status::Unchanged);
+    r
+}
+
 fn file_size(db: &Path) -> u64 {
     let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let mut wal = db.as_os_str().to_os_string();
@@ -585,6 +626,12 @@ impl CallCache for StoreCache {
     fn put(&self, key: &str, purpose: &str, reply: &ChatReply) {
         if let Err(e) = self.store.put_call(key, &self.model, purpose, reply) {
             tracing::warn!("cannot cache a finished call ({e}); a later run will make it again");
+        }
+    }
+
+    fn forget(&self, key: &str) {
+        if let Err(e) = self.store.forget_call(key) {
+            tracing::warn!("cannot drop an unusable cached reply ({e})");
         }
     }
 }

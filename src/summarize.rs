@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use futures::future::{BoxFuture, FutureExt, try_join_all};
+use futures::future::{BoxFuture, FutureExt, join_all};
 use serde::Serialize;
 
 use crate::brief::{self, BriefContent};
@@ -265,14 +265,14 @@ impl<'a> Summarizer<'a> {
         tally: &mut Tally,
     ) -> Result<BriefContent, ArticleError> {
         let total = chunks.len();
-        let results = try_join_all(
+        let results = join_all(
             chunks
                 .iter()
                 .map(|c| self.map_chunk(title, c.text.clone(), c.index + 1, total)),
         )
-        .await?;
+        .await;
         let mut notes = Vec::new();
-        for (text, t) in results {
+        for (text, t) in all_or_first_error(results, tally)? {
             tally.merge(t);
             notes.push(Note {
                 index: notes.len() + 1,
@@ -425,7 +425,7 @@ impl<'a> Summarizer<'a> {
             let notes = t.notes(&reply, || "the merged notes on some parts".to_string());
             Ok((notes, t))
         });
-        let results = try_join_all(calls).await?;
+        let results = all_or_first_error(join_all(calls).await, tally)?;
         Ok(results
             .into_iter()
             .enumerate()
@@ -482,15 +482,15 @@ impl JsonCall<'_> {
             purpose,
             partial_ok: false,
         };
-        let reply = self
-            .client
-            .chat(request(messages.clone(), self.purpose))
-            .await?;
+        let first = request(messages.clone(), self.purpose);
+        let reply = self.client.chat(first.clone()).await?;
         tally.add(&reply);
         let problem = match parse(&reply.content) {
             Ok(value) => return Ok(value),
             Err(problem) => problem,
         };
+        // Not kept: the next run asks again instead of failing the same way for free.
+        self.client.forget(&first);
         let (purpose, what) = (self.purpose, self.what);
         tracing::info!(%purpose, %problem, "the reply is not a valid {what}; asking once more");
         tracing::debug!(reply = %excerpt(&reply.content), "the invalid reply");
@@ -500,10 +500,31 @@ impl JsonCall<'_> {
             self.prompts
                 .render("repair.md", &serde_json::json!({"error": problem}))?,
         ));
-        let reply = self.client.chat(request(repair, Purpose::Repair)).await?;
+        let repair = request(repair, Purpose::Repair);
+        let reply = self.client.chat(repair.clone()).await?;
         tally.add(&reply);
-        parse(&reply.content).map_err(|problem| ArticleError::InvalidReply { what, problem })
+        parse(&reply.content).map_err(|problem| {
+            self.client.forget(&repair);
+            ArticleError::InvalidReply { what, problem }
+        })
     }
+}
+
+/// All results, or the first error once every call has finished: calls that succeeded beside a
+/// failing one were paid for and cached, and their cost belongs in the report.
+fn all_or_first_error(
+    results: Vec<Result<(String, Tally), ArticleError>>,
+    tally: &mut Tally,
+) -> Result<Vec<(String, Tally)>, ArticleError> {
+    if let Some(i) = results.iter().position(Result::is_err) {
+        let mut results = results;
+        let err = results.swap_remove(i).err().expect("an error at i");
+        for (_, t) in results.into_iter().flatten() {
+            tally.merge(t);
+        }
+        return Err(err);
+    }
+    Ok(results.into_iter().flatten().collect())
 }
 
 fn excerpt(s: &str) -> String {

@@ -73,6 +73,8 @@ pub trait CallCache: Send + Sync {
     fn get(&self, key: &str) -> Option<ChatReply>;
     /// Stores a finished call; `purpose` is for statistics.
     fn put(&self, key: &str, purpose: &str, reply: &ChatReply);
+    /// Drops a stored call (its reply turned out unusable: a later run must ask again).
+    fn forget(&self, key: &str);
 }
 
 /// Counters for progress, the report and the bench.
@@ -314,6 +316,15 @@ impl ChatClient {
         self.calibration.server_tokens(counted)
     }
 
+    /// Drops the cached reply to `request`, if any: the caller found it unusable (not a valid
+    /// brief), and a later run must ask the model again rather than fail the same way for free.
+    pub fn forget(&self, request: &ChatRequest) {
+        if let Some(cache) = &self.cache {
+            let messages = self.wire_messages(&request.messages);
+            cache.forget(&cache_key(&self.endpoint, &messages, request));
+        }
+    }
+
     /// Sends one request, with everything that entails (see the module docs).
     pub async fn chat(&self, request: ChatRequest) -> Result<ChatReply, LlmError> {
         if let Some(e) = self.fatal.get() {
@@ -430,12 +441,12 @@ impl ChatClient {
                                 .completion_tokens
                                 .fetch_add(usage.completion_tokens, Ordering::Relaxed);
                             if finish_reason == FinishReason::Length {
-                                // A cut-off reply is never taken for a whole one: ask again with
-                                // room (once, when the caller can use a partial reply).
+                                // A cut-off reply is never taken for a whole one: ask once more
+                                // with twice the room (within the window); a caller that can use
+                                // a partial reply then gets it, others get an error.
                                 let grown = budget.saturating_mul(2).min(room);
-                                let may_grow = grown > budget
-                                    && attempt < self.limits.max_retries
-                                    && !(request.partial_ok && grew);
+                                let may_grow =
+                                    grown > budget && attempt < self.limits.max_retries && !grew;
                                 if may_grow {
                                     grew = true;
                                     tracing::info!(purpose = %request.purpose, from = budget, to = grown, "reply cut off at the token limit; retrying with more room");
@@ -558,7 +569,16 @@ impl ChatClient {
                 self.limits.backoff_base,
                 self.limits.backoff_max,
             );
-            let delay = wait.map_or(delay, |w| if w.is_zero() { w } else { w.max(delay) });
+            // A provider's "come back later" is honoured, up to the backoff cap (a 503 saying
+            // "in an hour" must not hold a run for an hour; 429s pause through the limiter).
+            let delay = wait.map_or(delay, |w| {
+                if w.is_zero() {
+                    w
+                } else {
+                    w.max(delay)
+                        .min(self.limits.backoff_max.max(Duration::from_secs(60)))
+                }
+            });
             tracing::debug!(purpose = %request.purpose, attempt, ?delay, error = %last_error, "retrying");
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}

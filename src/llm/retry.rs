@@ -176,11 +176,11 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         && ms.is_finite()
         && ms >= 0.0
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(secs(ms / 1000.0));
     }
     let value = get("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return (secs.is_finite() && secs >= 0.0).then(|| self::secs(secs));
     }
     let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let delta = when.signed_duration_since(chrono::Utc::now());
@@ -194,7 +194,7 @@ pub fn parse_reset(value: &str) -> Option<Duration> {
         return None;
     }
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return (secs.is_finite() && secs >= 0.0).then(|| self::secs(secs));
     }
     let mut total = 0f64;
     let mut number = String::new();
@@ -221,7 +221,18 @@ pub fn parse_reset(value: &str) -> Option<Duration> {
     if !number.is_empty() {
         return None;
     }
-    Some(Duration::from_secs_f64(total))
+    Some(secs(total))
+}
+
+/// The longest wait a header can say: a value past it (or absurd, `1e20`) is clamped.
+pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// Seconds from a header value, clamped to [`MAX_WAIT`] (`Duration::from_secs_f64` panics on
+/// values that do not fit, and headers are not ours to trust).
+fn secs(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value.max(0.0))
+        .unwrap_or(MAX_WAIT)
+        .min(MAX_WAIT)
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -333,6 +344,16 @@ mod tests {
         let d = retry_after(&headers(&[("retry-after", &soon)])).unwrap();
         assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30));
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
+        // Absurd values are clamped, never a panic.
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "1e20")])),
+            Some(MAX_WAIT)
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after-ms", "1e300")])),
+            Some(MAX_WAIT)
+        );
+        assert_eq!(parse_reset("99999999999999999999h"), Some(MAX_WAIT));
         assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 

@@ -131,7 +131,14 @@ async fn changing_a_prompt_reruns_the_articles() {
         .await;
     let out = env.summarize(&[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert_eq!(env.report()["totals"]["written"], 2);
+    // Both articles were asked again with the new prompt (the mock's `expect(2)`); the mock
+    // answers the same brief, so the files stay and the articles show as re-made, unchanged.
+    let report = env.report();
+    assert_eq!(report["totals"]["calls"], 2);
+    assert_eq!(
+        report["articles"][0]["reason"],
+        "re-made, identical to its brief"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,7 +209,8 @@ async fn force_ignores_the_cache_and_the_manifest() {
     chat().respond_with(ok()).expect(2).mount(&env.server).await;
     let out = env.summarize(&["--force"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert_eq!(env.report()["totals"]["written"], 2);
+    assert_eq!(env.report()["totals"]["calls"], 2);
+    assert_eq!(env.report()["totals"]["cached_calls"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,4 +361,53 @@ async fn cache_prune_and_clear() {
         .await;
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("has no state store yet"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_change_that_changes_nothing_leaves_briefs_unchanged() {
+    let env = TestEnv::new().await;
+    articles(&env, 2);
+    chat().respond_with(ok()).expect(2).mount(&env.server).await;
+    assert_eq!(env.summarize(&[]).await.status.code(), Some(0));
+    let before = std::fs::read_to_string(env.out().join("a0.json")).unwrap();
+
+    next_run(&env).await;
+    // A glossary entry for a name none of the articles mention: every brief is re-made from the
+    // cache, identical, so nothing is rewritten and the next digest is not flooded.
+    let env = env.with_config("[glossary]\n\"박지훈\" = \"Park Ji-hoon\"\n");
+    chat().respond_with(ok()).expect(0).mount(&env.server).await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let report = env.report();
+    assert_eq!(report["totals"]["unchanged"], 2, "{report}");
+    assert_eq!(report["totals"]["written"], 0);
+    assert_eq!(report["totals"]["cached_calls"], 2);
+    assert_eq!(
+        std::fs::read_to_string(env.out().join("a0.json")).unwrap(),
+        before
+    );
+    // And the run after that skips them outright.
+    let again = env.summarize(&[]).await;
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(env.report()["totals"]["cached_calls"], 0);
+    assert_eq!(env.report()["totals"]["unchanged"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_that_was_not_a_brief_is_asked_again_next_time() {
+    let env = TestEnv::new().await;
+    articles(&env, 1);
+    chat()
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("not a brief")))
+        .expect(2)
+        .mount(&env.server)
+        .await;
+    assert_eq!(env.summarize(&[]).await.status.code(), Some(1));
+    next_run(&env).await;
+    // Nothing unusable was cached: the next run pays for the calls again, and this time gets
+    // a brief.
+    chat().respond_with(ok()).expect(1).mount(&env.server).await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(env.report()["totals"]["written"], 1);
 }
