@@ -172,12 +172,17 @@ async fn digest(
         }
         Err(DigestError::Empty(dir, _)) => {
             eprintln!(
-                "hanbrief: no briefs in {}{}: nothing to digest",
+                "hanbrief: no briefs in {}{}: nothing to digest{}",
                 dir.display(),
                 if since.is_some() {
                     " in that period"
                 } else {
                     ""
+                },
+                if settings.output.json {
+                    ""
+                } else {
+                    " (digests read the .json briefs, and output.formats has no \"json\")"
                 }
             );
             Ok(EXIT_OK)

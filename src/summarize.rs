@@ -518,7 +518,7 @@ fn all_or_first_error(
 ) -> Result<Vec<(String, Tally)>, ArticleError> {
     if let Some(i) = results.iter().position(Result::is_err) {
         let mut results = results;
-        let err = results.swap_remove(i).err().expect("an error at i");
+        let err = results.swap_remove(i).expect_err("an error at i");
         for (_, t) in results.into_iter().flatten() {
             tally.merge(t);
         }
