@@ -8,8 +8,10 @@
 //!   and bare 429s (with Retry-After), so the limiter must find the limits by itself.
 //! - `faults`:  known limits, and 5 % 5xx, 2 % resets, 1 % malformed bodies, 1 % hangs past the
 //!   request timeout.
-//! - `cpu`:     1,000 requests/min of small articles; reports this process's CPU time (the
-//!   provider runs in its own process) as a share of one core.
+//! - `cpu`:     1,000 requests/min of small articles through the whole pipeline; reports this
+//!   process's CPU time (the provider runs in its own process) as a share of one core.
+//! - `client`:  the same requests prepared beforehand and sent through the `ChatClient` alone at
+//!   1,000 requests/min: the client's own overhead.
 //! - `rerun`:   1,000 articles summarised once, then again unchanged: the second run's time and
 //!   calls (the state store's cache must answer everything).
 //!
@@ -97,6 +99,18 @@ fn scenarios(articles: Option<usize>) -> Vec<Scenario> {
             ..known.clone()
         },
         Scenario {
+            name: "client",
+            rpm: 1000,
+            tpm: 100_000_000,
+            config_rpm: 1000,
+            config_tpm: 100_000_000,
+            articles: articles.unwrap_or(600),
+            min_kb: 1.0,
+            max_kb: 3.0,
+            latency_per_token: "0ms",
+            ..known.clone()
+        },
+        Scenario {
             name: "rerun",
             rpm: 100_000,
             tpm: 1_000_000_000,
@@ -167,7 +181,11 @@ fn main() {
         if which != "all" && which != s.name {
             continue;
         }
-        runtime.block_on(run(&s));
+        if s.name == "client" {
+            runtime.block_on(run_client(&s));
+        } else {
+            runtime.block_on(run(&s));
+        }
     }
 }
 
@@ -189,13 +207,23 @@ async fn run(s: &Scenario) {
     };
     let shutdown = Shutdown::default();
 
-    let cpu0 = cpu_seconds();
+    let (u0, s0) = cpu_times();
     let t0 = Instant::now();
     let report = pipeline::run(&settings, &opts, &shutdown)
         .await
         .expect("run");
     let wall = t0.elapsed();
-    let cpu = cpu_seconds() - cpu0;
+    let (u1, s1) = cpu_times();
+    let cpu = (u1 - u0) + (s1 - s0);
+    if s.name == "cpu" {
+        println!(
+            "         cpu: {:.2}s user + {:.2}s system over {:.1}s wall: {:.2} ms per request",
+            u1 - u0,
+            s1 - s0,
+            wall.as_secs_f64(),
+            1000.0 * cpu / report.totals.requests.max(1) as f64
+        );
+    }
     let stats = provider.stats().await;
     print_row(s.name, s, &report, &stats, wall, cpu);
 
@@ -217,6 +245,105 @@ async fn run(s: &Scenario) {
             report.totals.unchanged
         );
     }
+    provider.stop();
+}
+
+/// The `ChatClient` alone: requests prepared beforehand (decoded, cleaned, rendered), then sent
+/// through one client at the provider's rate while this process's CPU is measured. This is the
+/// client's own overhead: limiter, tokenizing the prompt, cache key, JSON, HTTP, accounting.
+async fn run_client(s: &Scenario) {
+    use futures::StreamExt;
+    use hanbrief::llm::{ChatClient, ChatRequest, Message, Purpose, ReplyFormat};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("articles");
+    generate(&input, s.articles, s.min_kb, s.max_kb, 42);
+    let mut provider = Provider::start(s);
+    let config = write_config(dir.path(), s, &provider.base_url);
+    let settings = config::load(Some(&config), &Default::default(), &Overrides::default())
+        .expect("bench config");
+    let prompts = hanbrief::prompt::Prompts::load(None).expect("prompts");
+    let system = prompts
+        .render("system.md", &serde_json::json!({}))
+        .expect("system");
+    let found = hanbrief::ingest::discover(std::slice::from_ref(&input), &[]).expect("articles");
+    let requests: Vec<ChatRequest> = found
+        .files
+        .iter()
+        .map(|f| {
+            let a = hanbrief::ingest::read(f).expect("article");
+            let c = hanbrief::clean::clean(&a.text, None);
+            let user = prompts
+                .render(
+                    "brief.md",
+                    &serde_json::json!({"title": c.title, "glossary": [], "fence": hanbrief::prompt::fence_for(&c.text), "article": c.text}),
+                )
+                .expect("prompt");
+            ChatRequest {
+                messages: vec![Message::system(system.clone()), Message::user(user)],
+                max_tokens: 2000,
+                format: ReplyFormat::Json {
+                    name: "brief",
+                    schema: hanbrief::brief::content_schema(),
+                    bounded: hanbrief::brief::content_schema_bounded(),
+                },
+                purpose: Purpose::Brief,
+                partial_ok: false,
+                counted: None,
+            }
+        })
+        .collect();
+    let client = ChatClient::new(
+        &settings.endpoint,
+        &settings.limits,
+        hanbrief::tokens::Tokenizer::new(settings.chunking.encoding),
+        None,
+        Default::default(),
+    )
+    .expect("client");
+    let n = requests.len();
+    let (u0, s0) = cpu_times();
+    let t0 = Instant::now();
+    futures::stream::iter(requests)
+        .for_each_concurrent(s.jobs as usize, |r| {
+            let client = &client;
+            async move {
+                client.chat(r).await.expect("a reply");
+            }
+        })
+        .await;
+    let wall = t0.elapsed().as_secs_f64();
+    let (u1, s1) = cpu_times();
+    let cpu = (u1 - u0) + (s1 - s0);
+    let stats = provider.stats().await;
+    let ideal = stats.admitted as f64 / s.rpm as f64 * 60.0;
+    println!(
+        "{:<8} {:>4}/{:<4} {:>8.2} {:>8.2} {:>8} {:>6.3} {:>6} {:>8} {:>6} {:>7.2}% {:>7} {:>11} {:>10} {:>5} {:>5} {:>5.2}%",
+        "client",
+        stats.ok,
+        n,
+        wall,
+        ideal,
+        "-",
+        wall / ideal,
+        "-",
+        stats.requests,
+        stats.rate_limited,
+        100.0 * stats.rate_limited as f64 / stats.requests.max(1) as f64,
+        client.stats().snapshot().retries,
+        stats.prompt_tokens,
+        stats.completion_tokens,
+        stats.early,
+        stats.repeated,
+        100.0 * cpu / wall
+    );
+    println!(
+        "         client: {:.2}s user + {:.2}s system over {:.1}s wall: {:.2} ms per request",
+        u1 - u0,
+        s1 - s0,
+        wall,
+        1000.0 * cpu / n as f64
+    );
     provider.stop();
 }
 
@@ -366,6 +493,12 @@ impl Provider {
 
 /// User + system CPU seconds of this process (Linux: /proc/self/stat).
 fn cpu_seconds() -> f64 {
+    let (u, s) = cpu_times();
+    u + s
+}
+
+/// User and system CPU seconds of this process, apart.
+fn cpu_times() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
@@ -377,7 +510,7 @@ fn cpu_seconds() -> f64 {
             .unwrap_or(0.0)
     };
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
+    (ticks(11) / 100.0, ticks(12) / 100.0)
 }
 
 /// Writes `n` generated Korean articles of `min_kb`..`max_kb` (log-uniform) under `dir`.

@@ -442,6 +442,7 @@ impl<'a> Digester<'a> {
                     max_tokens: self.settings.digest.max_tokens,
                     purpose: Purpose::DigestMap,
                     what: "list of stories",
+                    counted: None,
                 };
                 let stories = call
                     .run(
@@ -491,6 +492,7 @@ impl<'a> Digester<'a> {
             max_tokens: self.settings.digest.max_tokens,
             purpose: Purpose::Digest,
             what: "digest",
+            counted: None,
         };
         let reply = call
             .run(

@@ -778,6 +778,7 @@ async fn config_check(settings: &Settings, ping: bool) -> Result<u8> {
             format: ReplyFormat::Text,
             purpose: Purpose::Ping,
             partial_ok: false,
+            counted: None,
         })
         .await;
     match reply {

@@ -313,20 +313,15 @@ impl Store {
     /// A cached reply.
     pub fn get_call(&self, key: &str) -> Result<Option<ChatReply>, StoreError> {
         let conn = self.conn();
+        // Cached statements: these run once or twice per call of a run.
         let reply: Option<String> = conn
-            .query_row(
-                "SELECT reply FROM calls WHERE key = ?1",
-                params![key],
-                |r| r.get(0),
-            )
-            .optional()
+            .prepare_cached("SELECT reply FROM calls WHERE key = ?1")
+            .and_then(|mut st| st.query_row(params![key], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))?;
         let Some(reply) = reply else { return Ok(None) };
-        conn.execute(
-            "UPDATE calls SET used_at = ?2 WHERE key = ?1",
-            params![key, now()],
-        )
-        .map_err(|e| self.err(e))?;
+        conn.prepare_cached("UPDATE calls SET used_at = ?2 WHERE key = ?1")
+            .and_then(|mut st| st.execute(params![key, now()]))
+            .map_err(|e| self.err(e))?;
         // A row we cannot read (written by another version) is a miss, not an error.
         Ok(serde_json::from_str(&reply).ok())
     }
@@ -342,11 +337,13 @@ impl Store {
         let json = serde_json::to_string(reply).expect("a reply always serialises");
         let t = now();
         self.conn()
-            .execute(
+            .prepare_cached(
                 "INSERT OR REPLACE INTO calls (key, model, purpose, reply, prompt_tokens, completion_tokens, created_at, used_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                params![key, model, purpose, json, reply.usage.prompt_tokens as i64, reply.usage.completion_tokens as i64, t],
             )
+            .and_then(|mut st| {
+                st.execute(params![key, model, purpose, json, reply.usage.prompt_tokens as i64, reply.usage.completion_tokens as i64, t])
+            })
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -364,10 +361,11 @@ impl Store {
     /// The manifest entry of an article.
     pub fn article(&self, path: &str) -> Result<Option<ManifestEntry>, StoreError> {
         self.conn()
-            .query_row(
+            .prepare_cached(
                 "SELECT path, content_hash, settings_hash, status, last_error, outputs, updated_at FROM articles WHERE path = ?1",
-                params![path],
-                |r| {
+            )
+            .and_then(|mut st| {
+                st.query_row(params![path], |r| {
                     Ok(ManifestEntry {
                         path: r.get(0)?,
                         content_hash: r.get(1)?,
@@ -377,19 +375,21 @@ impl Store {
                         outputs: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
                         updated_at: r.get(6)?,
                     })
-                },
-            )
-            .optional()
+                })
+                .optional()
+            })
             .map_err(|e| self.err(e))
     }
 
     /// Records what happened to an article.
     pub fn record_article(&self, e: &ManifestEntry) -> Result<(), StoreError> {
         self.conn()
-            .execute(
+            .prepare_cached(
                 "INSERT OR REPLACE INTO articles (path, content_hash, settings_hash, status, last_error, outputs, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     e.path,
                     e.content_hash,
                     e.settings_hash,
@@ -397,8 +397,8 @@ impl Store {
                     e.last_error,
                     serde_json::to_string(&e.outputs).expect("strings serialise"),
                     e.updated_at
-                ],
-            )
+                ])
+            })
             .map_err(|e| self.err(e))?;
         Ok(())
     }

@@ -239,8 +239,20 @@ impl<'a> Summarizer<'a> {
                     "article": clean.text,
                 }),
             )?;
+            // The prompt's size without tokenizing the article again: the plan counted it.
+            let glossary: usize = self
+                .glossary_for(&clean.text)
+                .iter()
+                .map(|g| {
+                    self.client.tokenizer().count(g.ko) + self.client.tokenizer().count(g.en) + 4
+                })
+                .sum();
+            let counted = self.overheads.brief
+                + plan.tokens
+                + self.client.tokenizer().count(&title)
+                + glossary;
             return match self
-                .brief_call(self.messages(prompt), Purpose::Brief, tally)
+                .brief_call(self.messages(prompt), Purpose::Brief, Some(counted), tally)
                 .await
             {
                 Err(ArticleError::Llm(LlmError::ContextLength { message })) => {
@@ -265,12 +277,11 @@ impl<'a> Summarizer<'a> {
         tally: &mut Tally,
     ) -> Result<BriefContent, ArticleError> {
         let total = chunks.len();
-        let results = join_all(
-            chunks
-                .iter()
-                .map(|c| self.map_chunk(title, c.text.clone(), c.index + 1, total)),
-        )
-        .await;
+        let results =
+            join_all(chunks.iter().map(|c| {
+                self.map_chunk(title, c.text.clone(), Some(c.tokens), c.index + 1, total)
+            }))
+            .await;
         let mut notes = Vec::new();
         for (text, t) in all_or_first_error(results, tally)? {
             tally.merge(t);
@@ -291,7 +302,7 @@ impl<'a> Summarizer<'a> {
                 }),
             )?;
             match self
-                .brief_call(self.messages(prompt), Purpose::Reduce, tally)
+                .brief_call(self.messages(prompt), Purpose::Reduce, None, tally)
                 .await
             {
                 Err(ArticleError::Llm(LlmError::ContextLength { .. })) if notes.len() > 1 => {
@@ -309,10 +320,13 @@ impl<'a> Summarizer<'a> {
         &self,
         title: &str,
         text: String,
+        tokens: Option<usize>,
         index: usize,
         total: usize,
     ) -> BoxFuture<'_, Result<(String, Tally), ArticleError>> {
         let title = title.to_string();
+        let counted =
+            tokens.map(|t| self.overheads.map + t + self.client.tokenizer().count(&title));
         async move {
             let prompt = self.prompts.render(
                 "map.md",
@@ -324,6 +338,7 @@ impl<'a> Summarizer<'a> {
                 format: ReplyFormat::Text,
                 purpose: Purpose::Map,
                 partial_ok: true,
+                counted,
             };
             match self.client.chat(request).await {
                 Ok(reply) => {
@@ -341,7 +356,9 @@ impl<'a> Summarizer<'a> {
                     let mut notes = Vec::new();
                     let mut t = Tally::default();
                     for half in halves {
-                        let (n, ht) = self.map_chunk(&title, half.text, index, total).await?;
+                        let (n, ht) = self
+                            .map_chunk(&title, half.text, Some(half.tokens), index, total)
+                            .await?;
                         notes.push(n);
                         t.merge(ht);
                     }
@@ -419,6 +436,7 @@ impl<'a> Summarizer<'a> {
                     format: ReplyFormat::Text,
                     purpose: Purpose::Collapse,
                     partial_ok: true,
+                    counted: None,
                 })
                 .await?;
             let mut t = Tally::default();
@@ -441,6 +459,7 @@ impl<'a> Summarizer<'a> {
         &self,
         messages: Vec<Message>,
         purpose: Purpose,
+        counted: Option<usize>,
         tally: &mut Tally,
     ) -> Result<BriefContent, ArticleError> {
         let call = JsonCall {
@@ -450,6 +469,7 @@ impl<'a> Summarizer<'a> {
             max_tokens: self.chunking.brief_max_tokens,
             purpose,
             what: "brief",
+            counted,
         };
         call.run(messages, brief::parse_content, tally).await
     }
@@ -466,6 +486,8 @@ pub(crate) struct JsonCall<'a> {
     pub purpose: Purpose,
     /// What the reply should be, for messages: "brief", "digest".
     pub what: &'static str,
+    /// The first request's size, if the caller knows it (see `ChatRequest::counted`).
+    pub counted: Option<usize>,
 }
 
 impl JsonCall<'_> {
@@ -475,14 +497,15 @@ impl JsonCall<'_> {
         parse: impl Fn(&str) -> Result<T, String>,
         tally: &mut Tally,
     ) -> Result<T, ArticleError> {
-        let request = |messages: Vec<Message>, purpose: Purpose| ChatRequest {
+        let request = |messages: Vec<Message>, purpose: Purpose, counted| ChatRequest {
             messages,
             max_tokens: self.max_tokens,
             format: self.format.clone(),
             purpose,
             partial_ok: false,
+            counted,
         };
-        let first = request(messages.clone(), self.purpose);
+        let first = request(messages.clone(), self.purpose, self.counted);
         let reply = self.client.chat(first.clone()).await?;
         tally.add(&reply);
         let problem = match parse(&reply.content) {
@@ -500,7 +523,7 @@ impl JsonCall<'_> {
             self.prompts
                 .render("repair.md", &serde_json::json!({"error": problem}))?,
         ));
-        let repair = request(repair, Purpose::Repair);
+        let repair = request(repair, Purpose::Repair, None);
         let reply = self.client.chat(repair.clone()).await?;
         tally.add(&reply);
         parse(&reply.content).map_err(|problem| {

@@ -374,9 +374,10 @@ impl ChatClient {
             reply.cached = true;
             return Ok(reply);
         }
-        let counted = self
-            .tokenizer
-            .count_messages(messages.iter().map(|m| m.content.as_str()));
+        let counted = request.counted.unwrap_or_else(|| {
+            self.tokenizer
+                .count_messages(messages.iter().map(|m| m.content.as_str()))
+        });
         let mut max_tokens = request.max_tokens;
         let mut grew = false;
         let mut attempt: u32 = 0;

@@ -107,6 +107,10 @@ pub struct ChatRequest {
     /// with more room, such a reply comes back with `FinishReason::Length` instead of an error,
     /// and the caller must say that it was cut.
     pub partial_ok: bool,
+    /// Tokens of the messages as the caller already counted them (our tokenizer, framing
+    /// included); the client counts them itself when `None`. Tokenizing is most of a run's CPU,
+    /// so an article's text is not tokenized twice.
+    pub counted: Option<usize>,
 }
 
 /// Why the model stopped.
