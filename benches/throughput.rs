@@ -491,13 +491,7 @@ impl Provider {
     }
 }
 
-/// User + system CPU seconds of this process (Linux: /proc/self/stat).
-fn cpu_seconds() -> f64 {
-    let (u, s) = cpu_times();
-    u + s
-}
-
-/// User and system CPU seconds of this process, apart.
+/// User and system CPU seconds of this process (Linux: /proc/self/stat).
 fn cpu_times() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (which may contain spaces) start after the last ')'.
