@@ -72,6 +72,9 @@ pub struct ArticleScore {
     pub complete_fields: usize,
     pub calls: u32,
     pub tokens: u64,
+    /// Whether `calls` and `tokens` say what the brief cost: false when it came whole from the
+    /// cache, so that a warm re-run does not report briefs as free.
+    pub costed: bool,
 }
 
 /// The scores of a set.
@@ -85,8 +88,10 @@ pub struct EvalReport {
     pub fact_coverage: f64,
     pub unsupported_figure_rate: f64,
     pub bilingual_completeness: f64,
+    /// Averages over the articles whose cost is known (`costed`).
     pub tokens_per_article: f64,
     pub calls_per_article: f64,
+    pub costed_articles: usize,
     pub elapsed_s: f64,
     pub per_article: Vec<ArticleScore>,
 }
@@ -143,6 +148,7 @@ pub async fn run(
             status: format!("{:?}", a.status).to_lowercase(),
             calls: a.calls + a.cached_calls,
             tokens: a.prompt_tokens + a.completion_tokens,
+            costed: a.calls > 0,
             ..Default::default()
         };
         let wanted = facts
@@ -161,12 +167,25 @@ pub async fn run(
             matches!(a.status, Status::Written | Status::Unchanged),
         ) {
             score_brief(&mut score, b, &wanted);
+            // An unchanged brief was made by an earlier run: its own record says what it cost.
+            if !score.costed && b.usage.calls > 0 {
+                score.calls = b.usage.calls + b.usage.cached_calls;
+                score.tokens = b.usage.prompt_tokens + b.usage.completion_tokens;
+                score.costed = true;
+            }
         } else {
             score.missing = wanted.iter().map(describe).collect();
         }
         scores.push(score);
     }
-    let n = scores.len().max(1) as f64;
+    let costed: Vec<&ArticleScore> = scores.iter().filter(|s| s.costed).collect();
+    let per_costed = |total: u64| {
+        if costed.is_empty() {
+            0.0
+        } else {
+            total as f64 / costed.len() as f64
+        }
+    };
     let sum = |f: fn(&ArticleScore) -> usize| scores.iter().map(f).sum::<usize>();
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let valid = scores
@@ -182,8 +201,9 @@ pub async fn run(
         fact_coverage: ratio(sum(|s| s.facts_found), sum(|s| s.facts)),
         unsupported_figure_rate: ratio(sum(|s| s.unsupported_figures), sum(|s| s.figures)),
         bilingual_completeness: ratio(sum(|s| s.complete_fields), sum(|s| s.fields)),
-        tokens_per_article: scores.iter().map(|s| s.tokens).sum::<u64>() as f64 / n,
-        calls_per_article: scores.iter().map(|s| s.calls as u64).sum::<u64>() as f64 / n,
+        tokens_per_article: per_costed(costed.iter().map(|s| s.tokens).sum()),
+        calls_per_article: per_costed(costed.iter().map(|s| u64::from(s.calls)).sum()),
+        costed_articles: costed.len(),
         elapsed_s: report.elapsed_s,
         per_article: scores,
     })
@@ -264,14 +284,22 @@ impl EvalReport {
                 s.figures,
                 s.complete_fields,
                 s.fields,
-                s.calls,
-                s.tokens,
+                if s.costed {
+                    s.calls.to_string()
+                } else {
+                    "-".into()
+                },
+                if s.costed {
+                    s.tokens.to_string()
+                } else {
+                    "-".into()
+                },
                 s.missing.join(", ")
             );
         }
         let _ = writeln!(
             out,
-            "\n{} articles, model {}: valid briefs {:.0} % · fact coverage {:.1} % · unsupported figures {:.1} % · bilingual completeness {:.1} % · {:.0} tokens and {:.1} calls per article · {:.0}s",
+            "\n{} articles, model {}: valid briefs {:.0} % · fact coverage {:.1} % · unsupported figures {:.1} % · bilingual completeness {:.1} % · {:.0} tokens and {:.1} calls per article{} · {:.0}s",
             self.articles,
             self.model,
             100.0 * self.valid_brief_rate,
@@ -280,6 +308,14 @@ impl EvalReport {
             100.0 * self.bilingual_completeness,
             self.tokens_per_article,
             self.calls_per_article,
+            if self.costed_articles == self.articles {
+                String::new()
+            } else {
+                format!(
+                    " (over the {} of {} whose cost is known; the rest came whole from the cache)",
+                    self.costed_articles, self.articles
+                )
+            },
             self.elapsed_s
         );
         out

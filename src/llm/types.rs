@@ -289,7 +289,7 @@ pub(crate) fn parse_error(body: &str) -> ApiError {
         Ok(v) => v,
         Err(_) => {
             return ApiError {
-                message: body.trim().chars().take(300).collect(),
+                message: one_line(body),
                 ..Default::default()
             };
         }
@@ -304,17 +304,51 @@ pub(crate) fn parse_error(body: &str) -> ApiError {
         .or_else(|| text(err.get("detail")))
         .or_else(|| text(value.get("detail")))
         .or_else(|| err.as_str().map(str::to_string))
-        .unwrap_or_else(|| body.trim().chars().take(300).collect());
+        .unwrap_or_else(|| body.to_string());
     ApiError {
-        message,
+        message: one_line(&message),
         kind: text(err.get("type")),
         code: text(err.get("code")),
     }
 }
 
+/// A provider message as one log-friendly line of at most 300 characters: some servers put a
+/// whole Python traceback or an HTML page in the error body.
+fn one_line(message: &str) -> String {
+    const MAX: usize = 300;
+    let mut out = String::with_capacity(message.len().min(MAX + 3));
+    for (i, word) in message.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() > MAX {
+            out = out.chars().take(MAX).collect();
+            out.push('…');
+            break;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_messages_become_one_bounded_line() {
+        let body = r#"{"error":{"message":"1 validation error:\n  {'type': 'literal_error'}\n\n  File \"app.py\", line 376\n    POST /v1/chat/completions","code":400}}"#;
+        let err = parse_error(body);
+        assert_eq!(
+            err.message,
+            "1 validation error: {'type': 'literal_error'} File \"app.py\", line 376 POST /v1/chat/completions"
+        );
+        assert_eq!(err.code.as_deref(), Some("400"));
+        let long = format!("<html>{}</html>", "x ".repeat(1000));
+        let msg = parse_error(&long).message;
+        assert_eq!(msg.chars().count(), 301);
+        assert!(msg.ends_with('…'));
+    }
 
     #[test]
     fn parses_a_normal_reply() {

@@ -423,7 +423,8 @@ mod eval {
         let per = r["per_article"].as_array().unwrap();
         assert_eq!(per.len(), 8);
         assert!(per.iter().all(|a| a["facts"].as_u64() == Some(6)));
-        // A second eval into the same folder is free: every brief is unchanged.
+        // A second eval into the same folder is free: every brief is unchanged, and it still
+        // reports what the briefs cost when they were made.
         let again = env
             .run(&[
                 "eval",
@@ -440,6 +441,9 @@ mod eval {
         let r2: Value = serde_json::from_slice(&again.stdout).unwrap();
         assert_eq!(r2["fact_coverage"], r["fact_coverage"]);
         assert_eq!(r2["per_article"][0]["status"], "unchanged");
+        assert_eq!(r2["per_article"][0]["calls"], r["per_article"][0]["calls"]);
+        assert_eq!(r2["tokens_per_article"], r["tokens_per_article"]);
+        assert_eq!(r2["costed_articles"], 8);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
