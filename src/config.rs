@@ -204,6 +204,8 @@ pub enum StructuredOutput {
     /// Start with a JSON schema and step down when the endpoint refuses it.
     Auto,
     JsonSchema,
+    /// `json_object` with the schema beside it: llama.cpp servers turn it into a grammar.
+    JsonObjectSchema,
     JsonObject,
     None,
 }
@@ -535,13 +537,14 @@ impl Layers {
         let structured_output = match e.structured_output.as_str() {
             "auto" => StructuredOutput::Auto,
             "json_schema" => StructuredOutput::JsonSchema,
+            "json_object+schema" => StructuredOutput::JsonObjectSchema,
             "json_object" => StructuredOutput::JsonObject,
             "none" => StructuredOutput::None,
             other => {
                 return Err(v.invalid(
                     "endpoint.structured_output",
                     other,
-                    "\"auto\", \"json_schema\", \"json_object\" or \"none\"",
+                    "\"auto\", \"json_schema\", \"json_object+schema\", \"json_object\" or \"none\"",
                 ));
             }
         };

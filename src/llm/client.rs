@@ -234,6 +234,7 @@ impl ChatClient {
         }
         let mode = match endpoint.structured_output {
             StructuredOutput::Auto | StructuredOutput::JsonSchema => MODE_JSON_SCHEMA,
+            StructuredOutput::JsonObjectSchema => MODE_JSON_OBJECT_SCHEMA,
             StructuredOutput::JsonObject => MODE_JSON_OBJECT,
             StructuredOutput::None => MODE_PLAIN,
         };

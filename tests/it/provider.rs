@@ -528,3 +528,84 @@ async fn notes_cut_at_the_limit_are_kept_whole_lines_only_with_a_warning() {
         "the warning is visible to readers"
     );
 }
+
+/// A llama-cpp-python-like server: refuses `json_schema` with HTTP 500 and a validation error,
+/// answers anything else; records the `response_format` of every request.
+struct NoJsonSchema {
+    formats: Arc<Mutex<Vec<String>>>,
+}
+
+impl Respond for NoJsonSchema {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = req.body_json().unwrap();
+        let format = &body["response_format"];
+        let name = match (format["type"].as_str(), format.get("schema").is_some()) {
+            (Some(t), true) => format!("{t}+schema"),
+            (Some(t), false) => t.to_string(),
+            (None, _) => "none".into(),
+        };
+        self.formats.lock().unwrap().push(name.clone());
+        if name == "json_schema" {
+            return ResponseTemplate::new(500).set_body_json(json!({"error": {
+                "message": "1 validation error:\n  {'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\"}\n\n  File \"app.py\", line 376",
+                "type": "internal_server_error"
+            }}));
+        }
+        ok()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_output_mode_steps_down_once_for_the_whole_run() {
+    let env = TestEnv::new().await;
+    let formats = Arc::new(Mutex::new(Vec::new()));
+    chat()
+        .respond_with(NoJsonSchema {
+            formats: formats.clone(),
+        })
+        .mount(&env.server)
+        .await;
+    articles(&env, 3);
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    // One refused try, then every call (the first article's again, and the others') with the
+    // schema as a grammar; the refusal is not retried as a server error.
+    assert_eq!(
+        *formats.lock().unwrap(),
+        [
+            "json_schema",
+            "json_object+schema",
+            "json_object+schema",
+            "json_object+schema"
+        ]
+    );
+    assert_eq!(env.report()["totals"]["retries"], 0);
+    // The log says so on one line, without the server's traceback layout.
+    let log = output_text(&out);
+    let line = log
+        .lines()
+        .find(|l| l.contains("stepping down"))
+        .expect("a step-down log line");
+    assert!(line.contains("Input should be"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_output_mode_is_used_from_the_first_call() {
+    let env = TestEnv::new()
+        .await
+        .with_config("[endpoint]\nstructured_output = \"json_object+schema\"\n");
+    let formats = Arc::new(Mutex::new(Vec::new()));
+    chat()
+        .respond_with(NoJsonSchema {
+            formats: formats.clone(),
+        })
+        .mount(&env.server)
+        .await;
+    articles(&env, 2);
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(
+        *formats.lock().unwrap(),
+        ["json_object+schema", "json_object+schema"]
+    );
+}
