@@ -210,9 +210,8 @@ async fn the_schedule_runs_ticks_picks_up_only_new_articles_and_stops_on_sigterm
         .mount(&env.server)
         .await;
     // `hanbrief schedule --config FILE` is all it takes.
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_hanbrief"))
-        .args(["schedule", "--config", env.config_path().to_str().unwrap()])
-        .env(KEY_ENV, "sk-test-key-0123456789")
+    let child = env
+        .command(&["schedule", "--config", env.config_path().to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

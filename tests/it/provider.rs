@@ -401,14 +401,7 @@ mod signals {
     }
 
     fn spawn(env: &TestEnv) -> std::process::Child {
-        std::process::Command::new(env!("CARGO_BIN_EXE_hanbrief"))
-            .current_dir(env.root())
-            .args(["--config", env.config_path().to_str().unwrap(), "summarize"])
-            .arg(env.input())
-            .arg("-o")
-            .arg(env.out())
-            .env(KEY_ENV, "sk-test-key-0123456789")
-            .env_remove("OPENAI_API_KEY")
+        env.summarize_command()
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -223,13 +223,8 @@ async fn a_second_run_on_the_same_folder_is_refused_while_the_first_runs() {
         .respond_with(ok().set_delay(Duration::from_millis(1500)))
         .mount(&env.server)
         .await;
-    let first = std::process::Command::new(env!("CARGO_BIN_EXE_hanbrief"))
-        .current_dir(env.root())
-        .args(["--config", env.config_path().to_str().unwrap(), "summarize"])
-        .arg(env.input())
-        .arg("-o")
-        .arg(env.out())
-        .env(KEY_ENV, "sk-test-key-0123456789")
+    let first = env
+        .summarize_command()
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -271,13 +266,8 @@ async fn a_run_killed_with_sigkill_loses_no_finished_call() {
         .respond_with(ok().set_delay(Duration::from_millis(400)))
         .mount(&env.server)
         .await;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hanbrief"))
-        .current_dir(env.root())
-        .args(["--config", env.config_path().to_str().unwrap(), "summarize"])
-        .arg(env.input())
-        .arg("-o")
-        .arg(env.out())
-        .env(KEY_ENV, "sk-test-key-0123456789")
+    let mut child = env
+        .summarize_command()
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

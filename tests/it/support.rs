@@ -118,13 +118,8 @@ output_per_million = 2.0
         env: &[(&str, &str)],
         stdin: Option<Vec<u8>>,
     ) -> Output {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hanbrief"));
-        cmd.current_dir(self.root())
-            .args(args)
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("HANBRIEF_CONFIG")
-            .env_remove("HANBRIEF_LOG")
-            .env_remove("RUST_LOG");
+        let mut cmd = self.command(args);
+        cmd.env_remove(KEY_ENV);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -152,6 +147,34 @@ output_per_million = 2.0
         })
         .await
         .expect("join")
+    }
+
+    /// The binary with exactly these arguments, run in the workspace with the test key set and
+    /// none of the caller's hanbrief settings: for tests that need a child process of their own
+    /// (signals, kill -9, a long-running schedule).
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hanbrief"));
+        cmd.current_dir(self.root())
+            .args(args)
+            .env(KEY_ENV, "sk-test-key-0123456789")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("HANBRIEF_CONFIG")
+            .env_remove("HANBRIEF_LOG")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// `hanbrief --config <test config> summarize articles -o out`, as a command to spawn.
+    pub fn summarize_command(&self) -> std::process::Command {
+        let (config, input, out) = (self.config_path(), self.input(), self.out());
+        self.command(&[
+            "--config",
+            config.to_str().unwrap(),
+            "summarize",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
     }
 
     /// `summarize articles -o out` plus `extra` arguments.
