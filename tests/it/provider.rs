@@ -548,9 +548,11 @@ impl Respond for NoJsonSchema {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_output_mode_steps_down_once_for_the_whole_run() {
-    let env = TestEnv::new().await;
+/// Summarizes `n` articles against [`NoJsonSchema`]; the output and the formats sent, in order.
+async fn summarize_recording_formats(
+    env: &TestEnv,
+    n: usize,
+) -> (std::process::Output, Vec<String>) {
     let formats = Arc::new(Mutex::new(Vec::new()));
     chat()
         .respond_with(NoJsonSchema {
@@ -558,13 +560,21 @@ async fn a_refused_output_mode_steps_down_once_for_the_whole_run() {
         })
         .mount(&env.server)
         .await;
-    articles(&env, 3);
+    articles(env, n);
     let out = env.summarize(&[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let sent = formats.lock().unwrap().clone();
+    (out, sent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_output_mode_steps_down_once_for_the_whole_run() {
+    let env = TestEnv::new().await;
+    let (out, formats) = summarize_recording_formats(&env, 3).await;
     // One refused try, then every call (the first article's again, and the others') with the
     // schema as a grammar; the refusal is not retried as a server error.
     assert_eq!(
-        *formats.lock().unwrap(),
+        formats,
         [
             "json_schema",
             "json_object+schema",
@@ -587,18 +597,6 @@ async fn a_configured_output_mode_is_used_from_the_first_call() {
     let env = TestEnv::new()
         .await
         .with_config("[endpoint]\nstructured_output = \"json_object+schema\"\n");
-    let formats = Arc::new(Mutex::new(Vec::new()));
-    chat()
-        .respond_with(NoJsonSchema {
-            formats: formats.clone(),
-        })
-        .mount(&env.server)
-        .await;
-    articles(&env, 2);
-    let out = env.summarize(&[]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert_eq!(
-        *formats.lock().unwrap(),
-        ["json_object+schema", "json_object+schema"]
-    );
+    let (_, formats) = summarize_recording_formats(&env, 2).await;
+    assert_eq!(formats, ["json_object+schema", "json_object+schema"]);
 }
