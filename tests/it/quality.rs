@@ -398,19 +398,18 @@ mod eval {
         let mock = MockProvider::start(&[]);
         let set = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/eval");
         let out = env.root().join("eval-out").display().to_string();
-        let o = env
-            .run(&[
-                "eval",
-                set,
-                "--json",
-                "-o",
-                &out,
-                "--base-url",
-                &mock.1,
-                "--model",
-                "mock",
-            ])
-            .await;
+        let args = [
+            "eval",
+            set,
+            "--json",
+            "-o",
+            &out,
+            "--base-url",
+            &mock.1,
+            "--model",
+            "mock",
+        ];
+        let o = env.run(&args).await;
         assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
         let r: Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(r["articles"], 8);
@@ -425,19 +424,7 @@ mod eval {
         assert!(per.iter().all(|a| a["facts"].as_u64() == Some(6)));
         // A second eval into the same folder is free: every brief is unchanged, and it still
         // reports what the briefs cost when they were made.
-        let again = env
-            .run(&[
-                "eval",
-                set,
-                "--json",
-                "-o",
-                &out,
-                "--base-url",
-                &mock.1,
-                "--model",
-                "mock",
-            ])
-            .await;
+        let again = env.run(&args).await;
         let r2: Value = serde_json::from_slice(&again.stdout).unwrap();
         assert_eq!(r2["fact_coverage"], r["fact_coverage"]);
         assert_eq!(r2["per_article"][0]["status"], "unchanged");
