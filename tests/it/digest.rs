@@ -11,17 +11,8 @@ fn chat() -> wiremock::MockBuilder {
     Mock::given(method("POST")).and(path("/v1/chat/completions"))
 }
 
-fn articles(env: &TestEnv, n: usize) {
-    for i in 0..n {
-        env.article(
-            &format!("a{i}.txt"),
-            &SHORT_ARTICLE.replace("1일", &format!("{}일", i + 1)),
-        );
-    }
-}
-
 async fn briefed(env: &TestEnv, n: usize, newsroom: Newsroom) {
-    articles(env, n);
+    env.short_articles(n);
     chat().respond_with(newsroom).mount(&env.server).await;
     let out = env.summarize(&[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
@@ -200,7 +191,7 @@ async fn the_schedule_runs_ticks_picks_up_only_new_articles_and_stops_on_sigterm
     let env = TestEnv::new().await.with_config(
         "[schedule]\ncron = \"*/2 * * * * *\"\ntimezone = \"Asia/Seoul\"\ninput = \"articles\"\noutput = \"out\"\n",
     );
-    articles(&env, 2);
+    env.short_articles(2);
     chat()
         .respond_with(Newsroom {
             merge_first_two: false,

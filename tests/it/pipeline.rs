@@ -340,12 +340,7 @@ async fn cp949_and_utf16_articles_are_decoded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_key_stops_the_run_with_exit_code_3_after_one_call() {
     let env = TestEnv::new().await;
-    for i in 0..4 {
-        env.article(
-            &format!("a{i}.txt"),
-            &SHORT_ARTICLE.replace("1일", &format!("{}일", i + 1)),
-        );
-    }
+    env.short_articles(4);
     chat()
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({
             "error": {"message": "Incorrect API key provided: sk-test-***6789.", "type": "invalid_request_error", "code": "invalid_api_key"}

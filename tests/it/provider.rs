@@ -50,21 +50,12 @@ fn script(answers: Vec<ResponseTemplate>) -> (Script, Arc<Mutex<Vec<Instant>>>) 
     )
 }
 
-fn articles(env: &TestEnv, n: usize) {
-    for i in 0..n {
-        env.article(
-            &format!("a{i}.txt"),
-            &SHORT_ARTICLE.replace("1일", &format!("{}일", i + 1)),
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_with_retry_after_pauses_every_worker() {
     let env = TestEnv::new()
         .await
         .with_config("[limits]\nmax_in_flight = 2\n");
-    articles(&env, 4);
+    env.short_articles(4);
     let limited = ResponseTemplate::new(429)
         .insert_header("retry-after", "2")
         .set_body_json(json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}));
@@ -100,7 +91,7 @@ async fn a_429_with_retry_after_pauses_every_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insufficient_quota_stops_the_run_after_exactly_one_call() {
     let env = TestEnv::new().await;
-    articles(&env, 4);
+    env.short_articles(4);
     chat()
         .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1").set_body_json(json!({
             "error": {"message": "You exceeded your current quota, please check your plan and billing details.", "type": "insufficient_quota", "code": "insufficient_quota"}
@@ -120,7 +111,7 @@ async fn insufficient_quota_stops_the_run_after_exactly_one_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_stops_the_run_after_exactly_one_call() {
     let env = TestEnv::new().await;
-    articles(&env, 3);
+    env.short_articles(3);
     chat()
         .respond_with(ResponseTemplate::new(403).set_body_json(json!({"error": {"message": "Project does not have access to model", "code": "model_not_found"}})))
         .expect(1)
@@ -133,7 +124,7 @@ async fn forbidden_stops_the_run_after_exactly_one_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_error_then_success_takes_two_calls() {
     let env = TestEnv::new().await;
-    articles(&env, 1);
+    env.short_articles(1);
     let (responder, _) = script(vec![
         ResponseTemplate::new(500).set_body_string("upstream failed"),
     ]);
@@ -155,7 +146,7 @@ async fn a_server_error_then_success_takes_two_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_not_retried() {
     let env = TestEnv::new().await;
-    articles(&env, 1);
+    env.short_articles(1);
     chat()
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {"message": "Invalid value for 'temperature'", "code": "invalid_value"}})))
         .expect(1)
@@ -178,7 +169,7 @@ async fn a_hang_hits_the_timeout_and_is_retried() {
     let env = TestEnv::new()
         .await
         .with_config("[endpoint]\nrequest_timeout = \"500ms\"\n");
-    articles(&env, 1);
+    env.short_articles(1);
     let (responder, _) = script(vec![ok().set_delay(Duration::from_secs(3))]);
     chat()
         .respond_with(responder)
@@ -264,7 +255,7 @@ async fn a_reset_connection_and_a_cut_body_are_retried() {
         }
     });
     let env = TestEnv::new().await;
-    articles(&env, 1);
+    env.short_articles(1);
     let url = format!("http://{addr}/v1");
     let out = env.summarize(&["--base-url", &url]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
@@ -348,7 +339,7 @@ impl Respond for NeedsRoom {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_cut_at_the_limit_is_retried_with_more_room_never_accepted() {
     let env = TestEnv::new().await;
-    articles(&env, 1);
+    env.short_articles(1);
     chat()
         .respond_with(NeedsRoom { room: 4000 })
         .expect(2)
@@ -373,7 +364,7 @@ async fn a_reply_that_never_fits_is_reported_not_written() {
     let env = TestEnv::new()
         .await
         .with_config("[endpoint]\ncontext_window = 4000\n");
-    articles(&env, 1);
+    env.short_articles(1);
     chat()
         .respond_with(NeedsRoom { room: 100_000 })
         .mount(&env.server)
@@ -413,7 +404,7 @@ mod signals {
         let env = TestEnv::new()
             .await
             .with_config("[limits]\nmax_in_flight = 1\n");
-        articles(&env, 4);
+        env.short_articles(4);
         chat()
             .respond_with(ok().set_delay(Duration::from_millis(1500)))
             .mount(&env.server)
@@ -439,7 +430,7 @@ mod signals {
         let env = TestEnv::new()
             .await
             .with_config("[limits]\nmax_in_flight = 1\nshutdown_grace = \"60s\"\n");
-        articles(&env, 2);
+        env.short_articles(2);
         chat()
             .respond_with(ok().set_delay(Duration::from_secs(20)))
             .mount(&env.server)
@@ -560,7 +551,7 @@ async fn summarize_recording_formats(
         })
         .mount(&env.server)
         .await;
-    articles(env, n);
+    env.short_articles(n);
     let out = env.summarize(&[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let sent = formats.lock().unwrap().clone();

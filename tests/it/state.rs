@@ -21,15 +21,6 @@ fn notes() -> ResponseTemplate {
         .set_body_json(completion("- 반도체 수출이 142억 달러로 18.4% 늘었다."))
 }
 
-fn articles(env: &TestEnv, n: usize) {
-    for i in 0..n {
-        env.article(
-            &format!("a{i}.txt"),
-            &SHORT_ARTICLE.replace("1일", &format!("{}일", i + 1)),
-        );
-    }
-}
-
 /// Forgets the mocks and the recorded requests of the previous run.
 async fn next_run(env: &TestEnv) {
     env.server.verify().await;
@@ -46,7 +37,7 @@ async fn cache_stats(env: &TestEnv) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unchanged_folder_costs_no_call_the_second_time() {
     let env = TestEnv::new().await;
-    articles(&env, 3);
+    env.short_articles(3);
     chat().respond_with(ok()).expect(3).mount(&env.server).await;
     let out = env.summarize(&[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
@@ -74,7 +65,7 @@ async fn an_unchanged_folder_costs_no_call_the_second_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn touching_one_article_redoes_only_its_calls() {
     let env = TestEnv::new().await;
-    articles(&env, 3);
+    env.short_articles(3);
     chat().respond_with(ok()).expect(3).mount(&env.server).await;
     assert_eq!(env.summarize(&[]).await.status.code(), Some(0));
 
@@ -96,7 +87,7 @@ async fn touching_one_article_redoes_only_its_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_output_is_rewritten_from_the_cache_without_a_call() {
     let env = TestEnv::new().await;
-    articles(&env, 1);
+    env.short_articles(1);
     chat().respond_with(ok()).expect(1).mount(&env.server).await;
     assert_eq!(env.summarize(&[]).await.status.code(), Some(0));
     next_run(&env).await;
@@ -111,7 +102,7 @@ async fn a_deleted_output_is_rewritten_from_the_cache_without_a_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changing_a_prompt_reruns_the_articles() {
     let env = TestEnv::new().await;
-    articles(&env, 2);
+    env.short_articles(2);
     chat().respond_with(ok()).expect(2).mount(&env.server).await;
     assert_eq!(env.summarize(&[]).await.status.code(), Some(0));
 
@@ -202,7 +193,7 @@ async fn chunks_whose_notes_are_cached_are_not_sent_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_ignores_the_cache_and_the_manifest() {
     let env = TestEnv::new().await;
-    articles(&env, 2);
+    env.short_articles(2);
     chat().respond_with(ok()).expect(2).mount(&env.server).await;
     assert_eq!(env.summarize(&[]).await.status.code(), Some(0));
     next_run(&env).await;
@@ -218,7 +209,7 @@ async fn a_second_run_on_the_same_folder_is_refused_while_the_first_runs() {
     let env = TestEnv::new()
         .await
         .with_config("[limits]\nmax_in_flight = 1\n");
-    articles(&env, 2);
+    env.short_articles(2);
     chat()
         .respond_with(ok().set_delay(Duration::from_millis(1500)))
         .mount(&env.server)
@@ -261,7 +252,7 @@ async fn a_run_killed_with_sigkill_loses_no_finished_call() {
         .await
         .with_config("[limits]\nmax_in_flight = 1\n");
     let n = 5;
-    articles(&env, n);
+    env.short_articles(n);
     chat()
         .respond_with(ok().set_delay(Duration::from_millis(400)))
         .mount(&env.server)
@@ -321,7 +312,7 @@ async fn a_run_killed_with_sigkill_loses_no_finished_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_prune_and_clear() {
     let env = TestEnv::new().await;
-    articles(&env, 2);
+    env.short_articles(2);
     chat().respond_with(ok()).expect(2).mount(&env.server).await;
     assert_eq!(env.summarize(&[]).await.status.code(), Some(0));
     let out = env.out().display().to_string();
@@ -356,7 +347,7 @@ async fn cache_prune_and_clear() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settings_change_that_changes_nothing_leaves_briefs_unchanged() {
     let env = TestEnv::new().await;
-    articles(&env, 2);
+    env.short_articles(2);
     chat().respond_with(ok()).expect(2).mount(&env.server).await;
     assert_eq!(env.summarize(&[]).await.status.code(), Some(0));
     let before = std::fs::read_to_string(env.out().join("a0.json")).unwrap();
@@ -386,7 +377,7 @@ async fn a_settings_change_that_changes_nothing_leaves_briefs_unchanged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_that_was_not_a_brief_is_asked_again_next_time() {
     let env = TestEnv::new().await;
-    articles(&env, 1);
+    env.short_articles(1);
     chat()
         .respond_with(ResponseTemplate::new(200).set_body_json(completion("not a brief")))
         .expect(2)

@@ -149,6 +149,16 @@ output_per_million = 2.0
         .expect("join")
     }
 
+    /// `n` short articles `a0.txt`, `a1.txt`…, each a little different so that none is a copy.
+    pub fn short_articles(&self, n: usize) {
+        for i in 0..n {
+            self.article(
+                &format!("a{i}.txt"),
+                &SHORT_ARTICLE.replace("1일", &format!("{}일", i + 1)),
+            );
+        }
+    }
+
     /// The binary with exactly these arguments, run in the workspace with the test key set and
     /// none of the caller's hanbrief settings: for tests that need a child process of their own
     /// (signals, kill -9, a long-running schedule).

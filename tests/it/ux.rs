@@ -371,12 +371,7 @@ async fn config_show_prints_sources_and_masks_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jsonl_goes_to_stdout_and_stdin_is_an_article() {
     let env = TestEnv::new().await;
-    for i in 0..3 {
-        env.article(
-            &format!("a{i}.txt"),
-            &SHORT_ARTICLE.replace("1일", &format!("{}일", i + 1)),
-        );
-    }
+    env.short_articles(3);
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(ok())
@@ -431,12 +426,7 @@ async fn without_a_terminal_progress_is_a_log_line_every_few_seconds() {
     let env = TestEnv::new()
         .await
         .with_config("[limits]\nmax_in_flight = 1\n");
-    for i in 0..4 {
-        env.article(
-            &format!("a{i}.txt"),
-            &SHORT_ARTICLE.replace("1일", &format!("{}일", i + 1)),
-        );
-    }
+    env.short_articles(4);
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(ok().set_delay(std::time::Duration::from_millis(250)))
