@@ -21,7 +21,7 @@ fn main() -> ExitCode {
             return ExitCode::from(hanbrief::error::EXIT_USAGE);
         }
     };
-    match runtime.block_on(hanbrief::dispatch::run(cli)) {
+    match runtime.block_on(hanbrief::commands::run(cli)) {
         Ok(code) => ExitCode::from(code),
         // The reader of our output went away (`hanbrief inspect x | head`): not an error.
         Err(e)
