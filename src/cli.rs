@@ -1,4 +1,4 @@
-//! The command line, as clap derive types. Parsing only: `dispatch.rs` acts on it.
+//! The command line, as clap derive types. Parsing only: `commands` acts on it.
 
 use std::path::PathBuf;
 

@@ -1,0 +1,110 @@
+//! `hanbrief digest`: dates the digest in the schedule's time zone, picks its file names, runs
+//! [`crate::digest::run`] and maps its outcome to an exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::load_settings;
+use super::signal::install_signal_handlers;
+use crate::cli::DigestArgs;
+use crate::config::Overrides;
+use crate::error::{EXIT_ARTICLES_FAILED, EXIT_OK, EXIT_PROVIDER};
+use crate::pipeline::Shutdown;
+
+/// `hanbrief digest`: one digest of the briefs folder (or those since `--since`); the paths of
+/// the written files on stdout, the summary on stderr.
+pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Result<u8> {
+    use crate::digest::{DigestError, Selection};
+    let settings = load_settings(
+        config_flag,
+        Overrides {
+            model: args.model,
+            base_url: args.base_url,
+            ..Default::default()
+        },
+    )?;
+    let dir = args
+        .briefs_dir
+        .unwrap_or_else(|| settings.output.dir.clone());
+    let tz: chrono_tz::Tz = settings.schedule.timezone.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "unknown time zone {:?} (schedule.timezone), used to date the digest; use an IANA name such as \"Asia/Seoul\"",
+            settings.schedule.timezone
+        )
+    })?;
+    let today = chrono::Utc::now()
+        .with_timezone(&tz)
+        .format("%Y-%m-%d")
+        .to_string();
+    let stem = match args.out {
+        Some(p) if p.extension().is_some_and(|e| e == "md" || e == "json") => p.with_extension(""),
+        Some(p) => p,
+        None => dir.join(&settings.digest.dir).join(&today),
+    };
+    // A period longer than history reaches back to the beginning.
+    let since = args.since.map(|d| {
+        chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+            .fixed_offset()
+    });
+    let shutdown = Shutdown::default();
+    install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);
+    match crate::digest::run(
+        &settings,
+        &dir,
+        Selection::All(since),
+        &today,
+        &stem,
+        &shutdown.stop,
+    )
+    .await
+    {
+        Ok(done) => {
+            let d = &done.digest;
+            let stories: usize = d.topics.iter().map(|t| t.stories.len()).sum();
+            eprintln!(
+                "digest of {} briefs: {} stories in {} topics · {} calls ({} cached) · ${:.4}",
+                d.briefs,
+                stories,
+                d.topics.len(),
+                d.usage.calls,
+                d.usage.cached_calls,
+                d.usage.cost_usd
+            );
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{}", done.md.display())?;
+            writeln!(stdout, "{}", done.json.display())?;
+            Ok(EXIT_OK)
+        }
+        Err(DigestError::Empty(dir, _)) => {
+            eprintln!(
+                "hanbrief: no briefs in {}{}: nothing to digest{}",
+                dir.display(),
+                if since.is_some() {
+                    " in that period"
+                } else {
+                    ""
+                },
+                if settings.output.json {
+                    ""
+                } else {
+                    " (digests read the .json briefs, and output.formats has no \"json\")"
+                }
+            );
+            Ok(EXIT_OK)
+        }
+        Err(DigestError::Article(crate::error::ArticleError::Llm(e))) if e.is_fatal() => {
+            eprintln!("hanbrief: {e}");
+            Ok(EXIT_PROVIDER)
+        }
+        Err(e @ (DigestError::Article(_) | DigestError::Write { .. })) => {
+            eprintln!("hanbrief: the digest failed: {e}");
+            Ok(EXIT_ARTICLES_FAILED)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,168 @@
+//! `hanbrief inspect`: how one file is decoded, cleaned and chunked (no network), as text or
+//! JSON: what a user reads to see why a line was removed or how many calls an article costs.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use super::load_settings;
+use crate::cli::InspectArgs;
+use crate::config::Overrides;
+use crate::error::EXIT_OK;
+use crate::ingest::{self, InputFile};
+use crate::llm::ChatClient;
+use crate::prompt::Prompts;
+use crate::summarize::Summarizer;
+use crate::tokens::Tokenizer;
+use crate::{brief, clean};
+
+/// The decoding, cleaning and chunk plan of one file, as `inspect` prints it.
+#[derive(serde::Serialize)]
+struct Inspection {
+    path: String,
+    encoding: String,
+    format: String,
+    bytes: usize,
+    chars_raw: usize,
+    chars_clean: usize,
+    tokens: usize,
+    tokenizer: String,
+    exact_tokens: bool,
+    title: Option<String>,
+    one_call: bool,
+    planned_calls: usize,
+    cleaned: String,
+    chunks: Vec<crate::chunk::Chunk>,
+    removed: Vec<clean::Removed>,
+}
+
+/// `hanbrief inspect FILE`: decoding, cleaning and the chunk plan of one file, with no network.
+pub(super) fn run(config_flag: &Option<PathBuf>, args: InspectArgs) -> Result<u8> {
+    let settings = load_settings(
+        config_flag,
+        Overrides {
+            model: args.model,
+            ..Default::default()
+        },
+    )?;
+    let input = InputFile {
+        path: args.file.clone(),
+        rel: args
+            .file
+            .file_name()
+            .map(Into::into)
+            .unwrap_or_else(|| args.file.clone()),
+    };
+    if !args.file.is_file() {
+        bail!("{} is not a file", args.file.display());
+    }
+    let article = match ingest::read(&input) {
+        Ok(a) => a,
+        Err(ingest::ReadError::Skip(skip)) => {
+            bail!("{}: {skip}; hanbrief would skip it", args.file.display())
+        }
+        Err(ingest::ReadError::Io(e)) => bail!("cannot read {}: {e}", args.file.display()),
+    };
+    let cleaned = clean::clean(&article.text, article.html_title.as_deref());
+    let prompts = Prompts::load(settings.prompts_dir.as_deref())?;
+    let tokenizer = Tokenizer::new(settings.chunking.encoding);
+    // A client that never calls: the planner needs its window and token estimates.
+    let client = ChatClient::new(
+        &settings.endpoint,
+        &settings.limits,
+        tokenizer,
+        None,
+        Default::default(),
+    )?;
+    let summarizer = Summarizer::new(&client, &prompts, &settings.chunking, &settings.glossary)?;
+    let plan = summarizer.plan(&cleaned);
+    let report = Inspection {
+        path: args.file.display().to_string(),
+        encoding: article.encoding.to_string(),
+        format: format!("{:?}", article.format).to_lowercase(),
+        bytes: article.bytes,
+        chars_raw: article.text.chars().count(),
+        chars_clean: cleaned.chars(),
+        tokens: plan.tokens,
+        tokenizer: settings.chunking.encoding.name().to_string(),
+        exact_tokens: settings.chunking.exact_counts,
+        title: cleaned.title.clone(),
+        one_call: plan.one_call,
+        planned_calls: plan.planned_calls,
+        cleaned: cleaned.text.clone(),
+        chunks: plan.chunks,
+        removed: cleaned.removed,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+        return Ok(EXIT_OK);
+    }
+    writeln!(out, "{}", report.path)?;
+    writeln!(
+        out,
+        "  encoding   {} ({}, {} bytes)",
+        report.encoding,
+        report.format,
+        brief::group(report.bytes)
+    )?;
+    writeln!(
+        out,
+        "  text       {} chars → {} after cleaning ({} lines removed)",
+        brief::group(report.chars_raw),
+        brief::group(report.chars_clean),
+        report.removed.len()
+    )?;
+    writeln!(
+        out,
+        "  tokens     {} ({}{})",
+        brief::group(report.tokens),
+        report.tokenizer,
+        if report.exact_tokens {
+            ""
+        } else {
+            ", an estimate for this model"
+        }
+    )?;
+    writeln!(
+        out,
+        "  title      {}",
+        report.title.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "  plan       {} ({} chunk{}, {} call{})",
+        if report.one_call {
+            "one call"
+        } else {
+            "map-reduce"
+        },
+        report.chunks.len(),
+        if report.chunks.len() == 1 { "" } else { "s" },
+        report.planned_calls,
+        if report.planned_calls == 1 { "" } else { "s" }
+    )?;
+    if !report.removed.is_empty() {
+        writeln!(out, "\nremoved:")?;
+        for r in &report.removed {
+            let text: String = r.text.chars().take(70).collect();
+            writeln!(
+                out,
+                "  {:>4}  {:<13} {}",
+                r.line,
+                format!("{:?}", r.reason).to_lowercase(),
+                text
+            )?;
+        }
+    }
+    for c in &report.chunks {
+        writeln!(
+            out,
+            "\n── chunk {} · {} tokens ──\n{}",
+            c.index, c.tokens, c.text
+        )?;
+    }
+    Ok(EXIT_OK)
+}

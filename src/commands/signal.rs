@@ -1,0 +1,50 @@
+//! Signals for the long-running commands: the first SIGINT/SIGTERM stops a run gracefully
+//! through its [`Shutdown`] tokens, a second one exits at once.
+
+use std::time::Duration;
+
+use crate::pipeline::Shutdown;
+
+/// First SIGINT/SIGTERM: start nothing new, let calls in flight finish for up to `grace`.
+/// A second signal exits at once.
+pub(super) fn install_signal_handlers(shutdown: Shutdown, grace: Duration) {
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::warn!(
+            "stopping: no new calls; waiting up to {} for calls in flight (signal again to quit now)",
+            humantime::format_duration(grace)
+        );
+        shutdown.stop.cancel();
+        let abort = shutdown.abort.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            abort.cancel();
+        });
+        wait_for_signal().await;
+        eprintln!("hanbrief: second signal, exiting now");
+        std::process::exit(crate::error::EXIT_INTERRUPTED as i32);
+    });
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub(super) async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

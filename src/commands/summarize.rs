@@ -1,0 +1,132 @@
+//! `hanbrief summarize`: settings from the flags, the progress display, one
+//! [`crate::pipeline::run`], and the summary table or the dry run's plan.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::load_settings;
+use super::signal::install_signal_handlers;
+use crate::brief;
+use crate::cli::{GlobalArgs, LogFormat, SummarizeArgs};
+use crate::config::Overrides;
+use crate::error::{EXIT_ARTICLES_FAILED, EXIT_OK};
+use crate::llm::ApiKey;
+use crate::pipeline::{self, RunOptions, Shutdown};
+use crate::progress::{Display, Mode, Progress};
+
+/// `hanbrief summarize`: a run over the given paths with a progress display; the summary table
+/// (or the dry run's plan) afterwards. The exit code is the run's.
+pub(super) async fn run(global: &GlobalArgs, args: SummarizeArgs) -> Result<u8> {
+    use crate::cli::OutputFormat;
+    let mut settings = load_settings(
+        &global.config,
+        Overrides {
+            model: args.model,
+            base_url: args.base_url,
+            max_in_flight: args.jobs,
+            output_dir: args.out,
+            ..Default::default()
+        },
+    )?;
+    if !args.format.is_empty() {
+        // Files only for the formats asked for; jsonl alone writes no brief files.
+        settings.output.markdown = args.format.contains(&OutputFormat::Md);
+        settings.output.json = args.format.contains(&OutputFormat::Json);
+    }
+    let progress = Arc::new(Progress::default());
+    let opts = RunOptions {
+        inputs: args.paths,
+        out: settings.output.dir.clone(),
+        dry_run: args.dry_run,
+        force: args.force,
+        progress: Some(progress.clone()),
+        jsonl: args.format.contains(&OutputFormat::Jsonl),
+    };
+    let shutdown = Shutdown::default();
+    install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);
+    if !opts.dry_run && ApiKey::from_env(&settings.endpoint.api_key_env).is_none() {
+        tracing::info!(
+            "{} is not set: calling {} without an API key",
+            settings.endpoint.api_key_env,
+            settings.endpoint.base_url
+        );
+    }
+    let display = Display::start(progress, progress_mode(global, opts.dry_run));
+    let result = pipeline::run(&settings, &opts, &shutdown).await;
+    display.finish().await;
+    let report = result?;
+    if opts.dry_run {
+        print_plan(&report)?;
+    } else {
+        eprint!("{}", report.summary_table());
+        let files = settings.output.markdown || settings.output.json;
+        if files && (report.exit_code == EXIT_OK || report.exit_code == EXIT_ARTICLES_FAILED) {
+            eprintln!("briefs in {}", opts.out.display());
+        }
+    }
+    Ok(report.exit_code)
+}
+
+/// A bar on a terminal; log lines every few seconds otherwise (`HANBRIEF_PROGRESS_EVERY`, e.g.
+/// `10s`, sets how often); nothing with `--quiet` or for a dry run.
+fn progress_mode(global: &GlobalArgs, dry_run: bool) -> Mode {
+    if global.quiet || dry_run {
+        return Mode::Off;
+    }
+    if std::io::stderr().is_terminal() && global.log_format == LogFormat::Text {
+        return Mode::Bar;
+    }
+    let every = std::env::var("HANBRIEF_PROGRESS_EVERY")
+        .ok()
+        .and_then(|v| humantime::parse_duration(&v).ok())
+        .unwrap_or(Duration::from_secs(5));
+    Mode::Lines { every }
+}
+
+fn print_plan(report: &crate::report::RunReport) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:>8} {:>7} {:>6} {:>10}  article",
+        "tokens", "chunks", "calls", "est. cost"
+    )?;
+    for a in &report.articles {
+        match a.status {
+            crate::report::Status::Planned => writeln!(
+                out,
+                "{:>8} {:>7} {:>6} {:>10}  {}",
+                brief::group(a.tokens),
+                a.chunks,
+                a.calls,
+                format!("${:.4}", a.cost_usd),
+                a.path
+            )?,
+            _ => writeln!(
+                out,
+                "{:>8} {:>7} {:>6} {:>10}  {} ({})",
+                "-",
+                "-",
+                0,
+                "-",
+                a.path,
+                a.reason.as_deref().unwrap_or("skipped")
+            )?,
+        }
+    }
+    let t = &report.totals;
+    writeln!(
+        out,
+        "{} articles ({} skipped): {} calls, at most {} prompt + {} completion tokens, at most ${:.4} with model {}",
+        t.articles,
+        t.skipped,
+        t.calls,
+        t.prompt_tokens,
+        t.completion_tokens,
+        t.cost_usd,
+        report.model
+    )?;
+    Ok(())
+}
