@@ -1,27 +1,27 @@
-//! A simulated OpenAI-compatible provider, for the bench harness and `hanbrief mock-provider`:
-//! rate limits that behave like a provider's, latency that grows with the reply, injected
-//! faults, and deterministic replies in the shape that was asked for.
+//! A simulated OpenAI-compatible provider, for the bench harness and `hanbrief mock-provider`: rate
+//! limits that behave like a provider's, latency that grows with the reply, injected faults, and
+//! deterministic replies in the shape that was asked for.
 //!
-//! **Limits.** Two token buckets, refilled continuously: requests (one second's worth of burst,
-//! at least 1) and tokens (ten seconds' worth). A request is charged its prompt tokens (counted
-//! with o200k_base, as OpenAI counts) plus its `max_tokens`, as OpenAI charges it; a request
-//! larger than the token bucket is admitted when the bucket is full and leaves it in debt. A
-//! request that does not fit gets 429 with `retry-after` (whole seconds, rounded up) and
+//! **Limits** ([`limits`]). Two token buckets, refilled continuously: requests (one second's worth
+//! of burst, at least 1) and tokens (ten seconds' worth). A request is charged its prompt tokens
+//! (counted with o200k_base, as OpenAI counts) plus its `max_tokens`, as OpenAI charges it; a
+//! request larger than the token bucket is admitted when the bucket is full and leaves it in debt.
+//! A request that does not fit gets 429 with `retry-after` (whole seconds, rounded up) and
 //! `retry-after-ms`; with `rate_limit_headers` on, every reply carries OpenAI's
 //! `x-ratelimit-limit-*`, `-remaining-*` and `-reset-*` headers.
 //!
-//! **Faults** (per admitted request, by probability): HTTP 500/502/503, a connection reset (the
-//! connection is closed without a reply), a malformed body (200 with JSON cut short), a hang (no
-//! reply until the client gives up), and a spurious 429 with `Retry-After: 1`.
+//! **Faults** ([`faults`]; per admitted request, by probability): HTTP 500/502/503, a connection
+//! reset (the connection is closed without a reply), a malformed body (200 with JSON cut short), a
+//! hang (no reply until the client gives up), and a spurious 429 with `Retry-After: 1`.
 //!
-//! **Replies** are built from the fenced article or notes in the prompt: a brief (JSON) when a
-//! JSON reply is asked for, notes (lines starting with "- ") otherwise, a digest when the schema
-//! says so. Figures in replies are copied from the source, so checks pass. A reply longer than
-//! `max_tokens` is cut and finished with `"length"`, as real servers do.
+//! **Replies** ([`replies`]) are built from the fenced article or notes in the prompt: a brief
+//! (JSON) when a JSON reply is asked for, notes (lines starting with "- ") otherwise, a digest when
+//! the schema says so. Figures in replies are copied from the source, so checks pass. A reply
+//! longer than `max_tokens` is cut and finished with `"length"`, as real servers do.
 //!
-//! **Accounting** for the bench: requests, admissions, 429s, faults, tokens, requests that
-//! arrived while a `Retry-After` the provider had sent was still running, and successful replies
-//! to a request body already answered (a finished call repeated).
+//! **Accounting** for the bench: requests, admissions, 429s, faults, tokens, requests that arrived
+//! while a `Retry-After` the provider had sent was still running, and successful replies to a
+//! request body already answered (a finished call repeated).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -36,6 +36,14 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+mod faults;
+mod limits;
+mod replies;
+
+use faults::Fault;
+use limits::{Bucket, Limits, limit_headers};
+use replies::reply_for;
 
 use crate::tokens::{Encoding, Tokenizer};
 
@@ -131,49 +139,6 @@ pub struct MockStats {
     pub early: u64,
     /// Successful replies to a request body that had already been answered successfully.
     pub repeated: u64,
-}
-
-/// A continuously refilled bucket that may go into debt.
-#[derive(Debug)]
-struct Bucket {
-    rate: f64,
-    capacity: f64,
-    level: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn new(per_minute: f64, capacity: f64, now: Instant) -> Bucket {
-        Bucket {
-            rate: per_minute / 60.0,
-            capacity,
-            level: capacity,
-            last: now,
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        self.level = (self.level + (now - self.last).as_secs_f64() * self.rate).min(self.capacity);
-        self.last = now;
-    }
-
-    /// Seconds until `n` fits (0 if it fits now).
-    fn wait_for(&self, n: f64) -> f64 {
-        let need = n.min(self.capacity);
-        ((need - self.level) / self.rate).max(0.0)
-    }
-
-    fn reset_secs(&self) -> f64 {
-        ((self.capacity - self.level) / self.rate).max(0.0)
-    }
-}
-
-struct Limits {
-    requests: Bucket,
-    tokens: Bucket,
-    /// Until when the last 429's Retry-After runs, and when it was sent.
-    blocked: Option<(Instant, Instant)>,
-    rng: fastrand::Rng,
 }
 
 struct State {
@@ -289,16 +254,6 @@ impl Drop for MockProvider {
 }
 
 type Reply = Result<Response<Full<Bytes>>, std::io::Error>;
-
-/// What the dice decided for an admitted request.
-enum Fault {
-    None,
-    ServerError(u16),
-    Reset,
-    Malformed,
-    Hang,
-    Spurious429,
-}
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Reply {
     let c = &state.counters;
@@ -533,51 +488,6 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Reply {
     Ok(json_response(StatusCode::OK, &response, &headers))
 }
 
-fn limit_headers(
-    config: &MockConfig,
-    l: &Limits,
-    retry: Option<f64>,
-) -> Vec<(&'static str, String)> {
-    let mut h = Vec::new();
-    if config.rate_limit_headers {
-        let remaining = |b: &Bucket, limit: u32| {
-            ((b.level.max(0.0) / b.capacity) * limit as f64).floor() as u64
-        };
-        h.push((
-            "x-ratelimit-limit-requests",
-            config.requests_per_minute.to_string(),
-        ));
-        h.push((
-            "x-ratelimit-limit-tokens",
-            config.tokens_per_minute.to_string(),
-        ));
-        h.push((
-            "x-ratelimit-remaining-requests",
-            remaining(&l.requests, config.requests_per_minute).to_string(),
-        ));
-        h.push((
-            "x-ratelimit-remaining-tokens",
-            remaining(&l.tokens, config.tokens_per_minute).to_string(),
-        ));
-        h.push((
-            "x-ratelimit-reset-requests",
-            format!("{:.3}s", l.requests.reset_secs()),
-        ));
-        h.push((
-            "x-ratelimit-reset-tokens",
-            format!("{:.3}s", l.tokens.reset_secs()),
-        ));
-    }
-    if let Some(wait) = retry {
-        h.push(("retry-after", (wait.ceil() as u64).max(1).to_string()));
-        h.push((
-            "retry-after-ms",
-            ((wait * 1000.0).ceil() as u64).to_string(),
-        ));
-    }
-    h
-}
-
 fn json_response(
     status: StatusCode,
     body: &Value,
@@ -612,155 +522,4 @@ fn error_response(
         &json!({"error": {"message": message, "type": code, "code": code}}),
         headers,
     )
-}
-
-/// The text between the prompt's fence lines (`<<<ARTICLE-…` … `ARTICLE-…>>>`), or the last
-/// message when there is no fence.
-fn fenced(messages: &[String]) -> String {
-    let last = messages.last().cloned().unwrap_or_default();
-    let Some(start) = last.find("<<<ARTICLE-") else {
-        return last;
-    };
-    let after = &last[start..];
-    let body_start = after.find('\n').map_or(after.len(), |i| i + 1);
-    let body = &after[body_start..];
-    let end = body.rfind("\nARTICLE-").unwrap_or(body.len());
-    body[..end].to_string()
-}
-
-fn sentences(text: &str) -> Vec<String> {
-    text.lines()
-        .filter(|l| {
-            !l.trim().is_empty()
-                && !l.starts_with("[part ")
-                && !l.starts_with("[id ")
-                && !l.starts_with("[story ")
-        })
-        .flat_map(|l| {
-            crate::chunk::sentences(l.trim_start_matches("- "))
-                .into_iter()
-                .map(|s| s.trim().to_string())
-                .collect::<Vec<_>>()
-        })
-        .filter(|s| s.chars().count() >= 8)
-        .collect()
-}
-
-fn clip(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
-}
-
-/// The deterministic reply for a request: a brief, a digest or notes, cut to `max_tokens`.
-fn reply_for(
-    tok: &Tokenizer,
-    body: &Value,
-    messages: &[String],
-    max_tokens: u64,
-) -> (String, &'static str) {
-    let source = fenced(messages);
-    let lines = sentences(&source);
-    let name = body["response_format"]["json_schema"]["name"]
-        .as_str()
-        .unwrap_or("");
-    let wants_json = !body["response_format"].is_null()
-        || messages.last().is_some_and(|m| m.contains("JSON object"));
-    let prompt = messages.last().map(String::as_str).unwrap_or("");
-    let content = if name.starts_with("digest") || wants_json && prompt.contains("\"stories\"") {
-        digest_reply(&source)
-    } else if wants_json {
-        brief_reply(&lines)
-    } else {
-        let notes: Vec<String> = lines
-            .iter()
-            .take(6)
-            .map(|s| format!("- {}", clip(s, 160)))
-            .collect();
-        if notes.is_empty() {
-            "- (no content)".to_string()
-        } else {
-            notes.join("\n")
-        }
-    };
-    let tokens = tok.count(&content) as u64;
-    if tokens > max_tokens {
-        // Cut to the budget, as a real server does.
-        let mut cut = content.clone();
-        while tok.count(&cut) as u64 > max_tokens && !cut.is_empty() {
-            let keep = cut.chars().count() * 9 / 10;
-            cut = cut.chars().take(keep).collect();
-        }
-        return (cut, "length");
-    }
-    (content, "stop")
-}
-
-fn brief_reply(lines: &[String]) -> String {
-    let first = lines
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "기사 내용이 없다.".to_string());
-    let figures: Vec<Value> = crate::figures::extract(&lines.join(" "))
-        .into_iter()
-        .filter(|f| f.text.chars().any(|c| ('가'..='힣').contains(&c)))
-        .take(3)
-        .map(|f| json!({"ko": f.text, "en": format!("{} (a figure from the article)", f.value)}))
-        .collect();
-    let points: Vec<Value> = lines
-        .iter()
-        .skip(1)
-        .take(3)
-        .enumerate()
-        .map(|(i, s)| {
-            let en = [
-                "The article's first point.",
-                "Another point of the article.",
-                "A further point of the article.",
-            ][i.min(2)];
-            json!({"ko": clip(s, 200), "en": en})
-        })
-        .collect();
-    let points = if points.is_empty() {
-        vec![json!({"ko": clip(&first, 200), "en": "The article's main point."})]
-    } else {
-        points
-    };
-    json!({
-        "title": {"ko": clip(&first, 60), "en": "A simulated brief"},
-        "summary": {"ko": lines.iter().take(2).cloned().collect::<Vec<_>>().join(" "), "en": "This brief was written by the simulated provider from the article's first sentences."},
-        "key_points": points,
-        "entities": [],
-        "figures": figures
-    })
-    .to_string()
-}
-
-fn digest_reply(source: &str) -> String {
-    // One story per news item ("[sources: a, b]"), keeping its sources together.
-    let mut groups: Vec<Vec<String>> = Vec::new();
-    for line in source.lines() {
-        if let Some(rest) = line.strip_prefix("[sources: ") {
-            let rest = rest.trim_end().trim_end_matches(']');
-            groups.push(rest.split(", ").map(str::to_string).collect());
-        }
-    }
-    let stories: Vec<Value> = groups
-        .iter()
-        .enumerate()
-        .map(|(i, sources)| {
-            let ko = ["오늘의 첫 소식", "오늘의 다른 소식", "오늘의 또 다른 소식"][i.min(2)];
-            json!({
-                "topic": "economy",
-                "headline": {"ko": ko, "en": "A story of the day"},
-                "summary": {"ko": "모의 제공자가 쓴 요약이다.", "en": "A summary written by the simulated provider."},
-                "importance": 3,
-                "sources": sources
-            })
-        })
-        .collect();
-    json!({
-        "title": {"ko": "오늘의 뉴스", "en": "Today's news"},
-        "overview": {"ko": "모의 제공자가 쓴 개요다.", "en": "An overview written by the simulated provider."},
-        "stories": stories
-    })
-    .to_string()
 }
