@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::brief::{self, Bilingual, Brief, BriefUsage, FigureCheck};
+use crate::brief::{self, Bilingual, Brief, BriefUsage};
+use crate::check::FigureCheck;
 use crate::config::Settings;
 use crate::error::ArticleError;
 use crate::figures::SourceFigures;
@@ -695,85 +696,6 @@ impl Digest {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a digest always serialises") + "\n"
     }
-
-    /// The Markdown rendering; links to briefs are relative to `from` (the digest's folder),
-    /// given the briefs folder `briefs`.
-    pub fn to_markdown(&self, briefs: &Path, from: &Path) -> String {
-        use std::fmt::Write;
-        let mut md = String::new();
-        let _ = writeln!(md, "# {} · {}\n", self.title.ko, self.date);
-        let _ = writeln!(md, "*{}*\n", self.title.en);
-        let _ = writeln!(md, "{}\n\n{}\n", self.overview.ko, self.overview.en);
-        if !self.checks.unsupported_figures.is_empty() {
-            let list: Vec<String> = self
-                .checks
-                .unsupported_figures
-                .iter()
-                .map(|f| format!("`{}`", f.text))
-                .collect();
-            let _ = writeln!(
-                md,
-                "> ⚠️ **출처 브리프에 없는 수치 · Figures not in the sources:** {}\n",
-                list.join(", ")
-            );
-        }
-        for w in &self.checks.warnings {
-            let _ = writeln!(md, "> ⚠️ {w}\n");
-        }
-        for group in &self.topics {
-            let _ = writeln!(md, "## {} · {}\n", group.label.ko, group.label.en);
-            for s in &group.stories {
-                let stars = "★".repeat(s.importance as usize);
-                let _ = writeln!(md, "### {}\n", s.headline.ko);
-                let _ = writeln!(md, "*{}* {stars}\n", s.headline.en);
-                let _ = writeln!(md, "{}\n\n{}\n", s.summary.ko, s.summary.en);
-                let links: Vec<String> = s
-                    .sources
-                    .iter()
-                    .map(|src| {
-                        let target = relative(&briefs.join(&src.brief), from);
-                        format!("[{}]({})", src.title.ko.replace(['[', ']'], ""), target)
-                    })
-                    .collect();
-                let _ = writeln!(md, "출처 · Sources: {}\n", links.join(" · "));
-            }
-        }
-        let u = &self.usage;
-        let _ = writeln!(
-            md,
-            "---\n<sub>{} briefs · {} · {} call{}{} · ${:.4} · {}</sub>",
-            self.briefs,
-            u.model,
-            u.calls,
-            if u.calls == 1 { "" } else { "s" },
-            if u.cached_calls > 0 {
-                format!(" (+{} cached)", u.cached_calls)
-            } else {
-                String::new()
-            },
-            u.cost_usd,
-            self.generated_at
-        );
-        md
-    }
-}
-
-/// `target` relative to folder `from` (both relative to the same base, or both absolute).
-fn relative(target: &Path, from: &Path) -> String {
-    let t: Vec<_> = target.components().collect();
-    let f: Vec<_> = from.components().collect();
-    let common = t.iter().zip(&f).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..f.len() {
-        out.push("..");
-    }
-    for c in &t[common..] {
-        out.push(c);
-    }
-    out.display()
-        .to_string()
-        .replace('\\', "/")
-        .replace(' ', "%20")
 }
 
 /// Writes a digest as `<stem>.json` and `<stem>.md`; returns both paths.
@@ -791,30 +713,20 @@ pub fn write(
             source,
         }
     })?;
-    crate::output::write_atomic(&md, digest.to_markdown(briefs_dir, from).as_bytes()).map_err(
-        |source| DigestError::Write {
-            path: md.clone(),
-            source,
-        },
-    )?;
+    crate::output::write_atomic(
+        &md,
+        crate::render::digest(digest, briefs_dir, from).as_bytes(),
+    )
+    .map_err(|source| DigestError::Write {
+        path: md.clone(),
+        source,
+    })?;
     Ok((json, md))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relative_links() {
-        assert_eq!(
-            relative(Path::new("out/economy/a.md"), Path::new("out/_digest")),
-            "../economy/a.md"
-        );
-        assert_eq!(
-            relative(Path::new("/x/out/a.md"), Path::new("/x/out")),
-            "a.md"
-        );
-    }
 
     #[test]
     fn stories_are_validated() {

@@ -325,7 +325,8 @@ impl EvalReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::brief::{Bilingual, BriefContent, BriefUsage, Checks, Entity, SourceInfo};
+    use crate::brief::{Bilingual, BriefContent, BriefUsage, Entity, SourceInfo};
+    use crate::check::Checks;
 
     fn brief() -> Brief {
         Brief {

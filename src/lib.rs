@@ -20,6 +20,7 @@
 //! [`pipeline`] strings them together for a run.
 
 pub mod brief;
+pub mod check;
 pub mod chunk;
 pub mod clean;
 pub mod cli;
@@ -38,6 +39,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod prompt;
 pub mod ratelimit;
+pub mod render;
 pub mod report;
 pub mod schedule;
 pub mod store;

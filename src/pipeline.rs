@@ -448,7 +448,7 @@ impl Context<'_> {
         };
 
         let renamings = self.names.unify(&mut content);
-        let mut checks = brief::check(&content, &cleaned.text, &self.settings.glossary);
+        let mut checks = crate::check::check(&content, &cleaned.text, &self.settings.glossary);
         checks.warnings.extend(t.warnings.iter().cloned());
         checks
             .warnings
@@ -569,7 +569,7 @@ impl Context<'_> {
             put("json", brief.to_json())?;
         }
         if out.markdown {
-            put("md", brief.to_markdown())?;
+            put("md", crate::render::brief(brief))?;
         }
         if self.opts.jsonl {
             let line = serde_json::to_string(brief).expect("a brief always serialises") + "\n";

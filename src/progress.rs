@@ -232,8 +232,8 @@ async fn bar(progress: Arc<Progress>, stop: CancellationToken) {
         let mut msg = format!(
             "{} in flight · {} tok/min of {} · {} retries · {} rate-limited",
             s.in_flight,
-            crate::brief::group(tpm as usize),
-            crate::brief::group(s.tpm_limit as usize),
+            crate::render::group(tpm as usize),
+            crate::render::group(s.tpm_limit as usize),
             s.retries,
             s.rate_limited
         );

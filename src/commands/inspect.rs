@@ -15,7 +15,7 @@ use crate::llm::ChatClient;
 use crate::prompt::Prompts;
 use crate::summarize::Summarizer;
 use crate::tokens::Tokenizer;
-use crate::{brief, clean};
+use crate::{clean, render};
 
 /// The decoding, cleaning and chunk plan of one file, as `inspect` prints it.
 #[derive(serde::Serialize)]
@@ -106,19 +106,19 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: InspectArgs) -> Result<u8
         "  encoding   {} ({}, {} bytes)",
         report.encoding,
         report.format,
-        brief::group(report.bytes)
+        render::group(report.bytes)
     )?;
     writeln!(
         out,
         "  text       {} chars → {} after cleaning ({} lines removed)",
-        brief::group(report.chars_raw),
-        brief::group(report.chars_clean),
+        render::group(report.chars_raw),
+        render::group(report.chars_clean),
         report.removed.len()
     )?;
     writeln!(
         out,
         "  tokens     {} ({}{})",
-        brief::group(report.tokens),
+        render::group(report.tokens),
         report.tokenizer,
         if report.exact_tokens {
             ""

@@ -9,13 +9,13 @@ use anyhow::Result;
 
 use super::load_settings;
 use super::signal::install_signal_handlers;
-use crate::brief;
 use crate::cli::{GlobalArgs, LogFormat, SummarizeArgs};
 use crate::config::Overrides;
 use crate::error::{EXIT_ARTICLES_FAILED, EXIT_OK};
 use crate::llm::ApiKey;
 use crate::pipeline::{self, RunOptions, Shutdown};
 use crate::progress::{Display, Mode, Progress};
+use crate::render;
 
 /// `hanbrief summarize`: a run over the given paths with a progress display; the summary table
 /// (or the dry run's plan) afterwards. The exit code is the run's.
@@ -98,7 +98,7 @@ fn print_plan(report: &crate::report::RunReport) -> Result<()> {
             crate::report::Status::Planned => writeln!(
                 out,
                 "{:>8} {:>7} {:>6} {:>10}  {}",
-                brief::group(a.tokens),
+                render::group(a.tokens),
                 a.chunks,
                 a.calls,
                 format!("${:.4}", a.cost_usd),

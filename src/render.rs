@@ -1,0 +1,215 @@
+//! Render: briefs and digests as Markdown for people to read (their JSON is the serde form of
+//! [`Brief`] and [`Digest`]), and the number formatting the command line shares.
+
+use std::path::{Path, PathBuf};
+
+use crate::brief::Brief;
+use crate::digest::Digest;
+
+/// A brief in Markdown: Korean first, English under it, warnings at the top.
+pub fn brief(b: &Brief) -> String {
+    use std::fmt::Write;
+    let c = &b.content;
+    let mut md = String::new();
+    let _ = writeln!(md, "# {}\n", c.title.ko);
+    let _ = writeln!(md, "*{}*\n", c.title.en);
+    if !b.checks.unsupported_figures.is_empty() {
+        let list = b
+            .checks
+            .unsupported_figures
+            .iter()
+            .map(|f| format!("`{}`", f.text))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            md,
+            "> ⚠️ **원문에서 확인되지 않은 수치 · Figures not found in the source:** {list}\n"
+        );
+    }
+    if !b.checks.unknown_entities.is_empty() {
+        let _ = writeln!(
+            md,
+            "> ⚠️ **원문에 없는 이름 · Names not found in the source:** {}\n",
+            b.checks.unknown_entities.join(", ")
+        );
+    }
+    for miss in &b.checks.glossary_misses {
+        let _ = writeln!(
+            md,
+            "> ⚠️ **용어집 · Glossary:** {} should be \"{}\"{}\n",
+            miss.ko,
+            miss.expected,
+            miss.found
+                .as_ref()
+                .map(|f| format!(" (brief: \"{f}\")"))
+                .unwrap_or_default()
+        );
+    }
+    for w in &b.checks.warnings {
+        let _ = writeln!(md, "> ⚠️ {w}\n");
+    }
+    let _ = writeln!(
+        md,
+        "## 요약 · Summary\n\n{}\n\n{}\n",
+        c.summary.ko, c.summary.en
+    );
+    let _ = writeln!(md, "## 핵심 · Key points\n");
+    for k in &c.key_points {
+        let _ = writeln!(md, "- {}\n  <br>*{}*", k.ko, k.en);
+    }
+    md.push('\n');
+    if !c.figures.is_empty() {
+        let _ = writeln!(md, "## 수치 · Figures\n");
+        for f in &c.figures {
+            let _ = writeln!(md, "- {} · *{}*", f.ko, f.en);
+        }
+        md.push('\n');
+    }
+    if !c.entities.is_empty() {
+        let _ = writeln!(md, "## 인물·기관 · Who and what\n");
+        for e in &c.entities {
+            let _ = writeln!(md, "- {} · *{}* ({})", e.ko, e.en, e.kind);
+        }
+        md.push('\n');
+    }
+    let s = &b.source;
+    let u = &b.usage;
+    let _ = writeln!(
+        md,
+        "---\n<sub>Source: `{}` · {} · {} → {} chars · {} tokens · {} chunk{} · {} · {} call{}{} · ${:.4} · {}</sub>",
+        s.path,
+        s.encoding,
+        group(s.chars_raw),
+        group(s.chars_clean),
+        group(s.tokens),
+        s.chunks,
+        if s.chunks == 1 { "" } else { "s" },
+        u.model,
+        u.calls,
+        if u.calls == 1 { "" } else { "s" },
+        if u.cached_calls > 0 {
+            format!(" (+{} cached)", u.cached_calls)
+        } else {
+            String::new()
+        },
+        u.cost_usd,
+        b.generated_at,
+    );
+    md
+}
+
+/// A digest in Markdown; links to briefs are relative to `from` (the digest's folder), given
+/// the briefs folder `briefs`.
+pub fn digest(d: &Digest, briefs: &Path, from: &Path) -> String {
+    use std::fmt::Write;
+    let mut md = String::new();
+    let _ = writeln!(md, "# {} · {}\n", d.title.ko, d.date);
+    let _ = writeln!(md, "*{}*\n", d.title.en);
+    let _ = writeln!(md, "{}\n\n{}\n", d.overview.ko, d.overview.en);
+    if !d.checks.unsupported_figures.is_empty() {
+        let list: Vec<String> = d
+            .checks
+            .unsupported_figures
+            .iter()
+            .map(|f| format!("`{}`", f.text))
+            .collect();
+        let _ = writeln!(
+            md,
+            "> ⚠️ **출처 브리프에 없는 수치 · Figures not in the sources:** {}\n",
+            list.join(", ")
+        );
+    }
+    for w in &d.checks.warnings {
+        let _ = writeln!(md, "> ⚠️ {w}\n");
+    }
+    for group in &d.topics {
+        let _ = writeln!(md, "## {} · {}\n", group.label.ko, group.label.en);
+        for s in &group.stories {
+            let stars = "★".repeat(s.importance as usize);
+            let _ = writeln!(md, "### {}\n", s.headline.ko);
+            let _ = writeln!(md, "*{}* {stars}\n", s.headline.en);
+            let _ = writeln!(md, "{}\n\n{}\n", s.summary.ko, s.summary.en);
+            let links: Vec<String> = s
+                .sources
+                .iter()
+                .map(|src| {
+                    let target = relative(&briefs.join(&src.brief), from);
+                    format!("[{}]({})", src.title.ko.replace(['[', ']'], ""), target)
+                })
+                .collect();
+            let _ = writeln!(md, "출처 · Sources: {}\n", links.join(" · "));
+        }
+    }
+    let u = &d.usage;
+    let _ = writeln!(
+        md,
+        "---\n<sub>{} briefs · {} · {} call{}{} · ${:.4} · {}</sub>",
+        d.briefs,
+        u.model,
+        u.calls,
+        if u.calls == 1 { "" } else { "s" },
+        if u.cached_calls > 0 {
+            format!(" (+{} cached)", u.cached_calls)
+        } else {
+            String::new()
+        },
+        u.cost_usd,
+        d.generated_at
+    );
+    md
+}
+
+/// `target` relative to folder `from` (both relative to the same base, or both absolute).
+fn relative(target: &Path, from: &Path) -> String {
+    let t: Vec<_> = target.components().collect();
+    let f: Vec<_> = from.components().collect();
+    let common = t.iter().zip(&f).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..f.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c);
+    }
+    out.display()
+        .to_string()
+        .replace('\\', "/")
+        .replace(' ', "%20")
+}
+
+/// 12345 → "12,345".
+pub fn group(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_links() {
+        assert_eq!(
+            relative(Path::new("out/economy/a.md"), Path::new("out/_digest")),
+            "../economy/a.md"
+        );
+        assert_eq!(
+            relative(Path::new("/x/out/a.md"), Path::new("/x/out")),
+            "a.md"
+        );
+    }
+
+    #[test]
+    fn grouping_digits() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(1234567), "1,234,567");
+        assert_eq!(group(999), "999");
+    }
+}
