@@ -391,6 +391,17 @@ mod signals {
         assert!(status.success());
     }
 
+    /// Waits until the provider has received a call (a loaded machine can take seconds to get
+    /// there), so the signal lands while that call is in flight.
+    async fn first_call_in_flight(env: &TestEnv) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while env.server.received_requests().await.unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "no call reached the provider");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     fn spawn(env: &TestEnv) -> std::process::Child {
         env.summarize_command()
             .stdout(std::process::Stdio::piped())
@@ -410,7 +421,7 @@ mod signals {
             .mount(&env.server)
             .await;
         let child = spawn(&env);
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        first_call_in_flight(&env).await;
         signal(child.id());
         let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
             .await
@@ -436,7 +447,7 @@ mod signals {
             .mount(&env.server)
             .await;
         let child = spawn(&env);
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        first_call_in_flight(&env).await;
         let started = Instant::now();
         signal(child.id());
         tokio::time::sleep(Duration::from_millis(300)).await;
