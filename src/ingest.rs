@@ -31,11 +31,39 @@ pub struct InputFile {
     pub rel: PathBuf,
 }
 
+impl InputFile {
+    /// The article's identity across runs: its canonical path (`-` for standard input), the
+    /// same however the path was spelled on the command line or which folder it was found
+    /// through. The manifest is keyed on it.
+    pub fn key(&self) -> String {
+        if self.path.as_os_str() == STDIN {
+            return STDIN.to_string();
+        }
+        std::fs::canonicalize(&self.path)
+            .or_else(|_| std::path::absolute(&self.path))
+            .unwrap_or_else(|_| self.path.clone())
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 /// An input that was passed over before reading, and why.
 #[derive(Debug, Clone)]
 pub struct Passed {
     pub path: PathBuf,
     pub reason: String,
+    /// Passed over by design (an earlier output folder), not because something is wrong: worth
+    /// a note, not a warning.
+    pub expected: bool,
+}
+
+/// The folder every hanbrief output folder holds (its state store). A folder that has one holds
+/// briefs, not articles.
+pub const OUTPUT_MARKER: &str = ".hanbrief";
+
+/// Whether `dir` is an output folder of an earlier run (it holds [`OUTPUT_MARKER`]).
+pub fn is_output_folder(dir: &Path) -> bool {
+    dir.join(OUTPUT_MARKER).is_dir()
 }
 
 /// What discovery found.
@@ -73,7 +101,10 @@ fn read_stdin() -> std::io::Result<&'static [u8]> {
 }
 
 /// Finds the articles under `paths`. `exclude` lists folders never to enter (the output folder,
-/// when it lies inside an input folder).
+/// when it lies inside an input folder). Sub-folders that are output folders of earlier runs
+/// (they hold [`OUTPUT_MARKER`]) are passed over too: their Markdown files are briefs, and
+/// briefing a brief is never what the user meant. A file named twice (directly and through a
+/// folder, or through two spellings of one path) is found once.
 pub fn discover(paths: &[PathBuf], exclude: &[PathBuf]) -> Result<Discovery, IngestError> {
     if paths.is_empty() {
         return Err(IngestError::NoInputs);
@@ -101,7 +132,7 @@ pub fn discover(paths: &[PathBuf], exclude: &[PathBuf]) -> Result<Discovery, Ing
             });
             continue;
         }
-        let walker = walkdir::WalkDir::new(root)
+        let mut walker = walkdir::WalkDir::new(root)
             .follow_links(true)
             .sort_by_file_name()
             .into_iter()
@@ -111,7 +142,22 @@ pub fn discover(paths: &[PathBuf], exclude: &[PathBuf]) -> Result<Discovery, Ing
                     && std::fs::canonicalize(e.path()).is_ok_and(|c| exclude.contains(&c));
                 !hidden && !excluded
             });
-        for entry in walker {
+        while let Some(entry) = walker.next() {
+            if let Ok(e) = &entry
+                && e.depth() > 0
+                && e.file_type().is_dir()
+                && is_output_folder(e.path())
+            {
+                out.passed.push(Passed {
+                    path: e.path().to_path_buf(),
+                    reason: format!(
+                        "an output folder of an earlier run (it has {OUTPUT_MARKER}/): its files are briefs, not articles"
+                    ),
+                    expected: true,
+                });
+                walker.skip_current_dir();
+                continue;
+            }
             match entry {
                 Ok(e) if e.file_type().is_file() => {
                     if !has_article_extension(e.path()) || is_folder_documentation(e.path()) {
@@ -142,11 +188,18 @@ pub fn discover(paths: &[PathBuf], exclude: &[PathBuf]) -> Result<Discovery, Ing
                                 .map_or_else(|| err.to_string(), ToString::to_string)
                         )
                     };
-                    out.passed.push(Passed { path, reason });
+                    out.passed.push(Passed {
+                        path,
+                        reason,
+                        expected: false,
+                    });
                 }
             }
         }
     }
+    // The same file found twice is one article (and would otherwise race itself for its name).
+    let mut seen = std::collections::HashSet::new();
+    out.files.retain(|f| seen.insert(f.key()));
     Ok(out)
 }
 

@@ -25,7 +25,7 @@ use crate::error::{ArticleError, EXIT_ARTICLES_FAILED, EXIT_INTERRUPTED, EXIT_OK
 use crate::ingest::{self, InputFile, ReadError, Skip};
 use crate::llm::{ApiKey, ChatClient, LlmError};
 use crate::names::Names;
-use crate::output::{output_stems, with_suffix, write_atomic};
+use crate::output::{Claims, Naming, assign_names, looks_like_ours, with_suffix, write_atomic};
 use crate::progress::Progress;
 use crate::prompt::Prompts;
 use crate::report::{ArticleReport, RunReport, Status};
@@ -76,6 +76,18 @@ pub enum RunError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The output folder would mix briefs with articles: outputs could replace an article, and
+    /// the next run would read briefs as articles.
+    #[error(
+        "the output folder {} {what}: briefs would be written among the articles{hint}. Choose an output folder that holds no articles (-o), e.g. -o {suggestion}",
+        out.display()
+    )]
+    OutputAmongInputs {
+        out: PathBuf,
+        what: String,
+        hint: &'static str,
+        suggestion: String,
+    },
 }
 
 /// The objects a run shares between its articles.
@@ -92,6 +104,65 @@ struct Context<'a> {
     fatal: Mutex<Option<LlmError>>,
     /// One English rendering per Korean name across the run's briefs.
     names: Names,
+    /// Output names earlier runs gave out (from the manifest).
+    claims: Claims,
+}
+
+/// Refuses an output folder that is, or lies above, an input folder, or that holds an input
+/// file: its briefs would be written among the articles (`x.md` would replace the article
+/// `x.md`), and the next run would read them as articles. Checked before anything is written.
+fn refuse_output_among_inputs(
+    inputs: &[PathBuf],
+    out: &Path,
+    files: &[InputFile],
+) -> Result<(), RunError> {
+    let Ok(out_canon) = std::fs::canonicalize(out) else {
+        return Ok(()); // a new folder holds nothing yet
+    };
+    let suggestion = |root: &Path| {
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "articles".into());
+        root.with_file_name(format!("{name}-briefs"))
+            .display()
+            .to_string()
+    };
+    for root in inputs.iter().filter(|p| p.as_os_str() != ingest::STDIN) {
+        let Ok(root_canon) = std::fs::canonicalize(root) else {
+            continue;
+        };
+        if root_canon.is_dir() && root_canon.starts_with(&out_canon) {
+            let what = if root_canon == out_canon {
+                format!("is the input folder {}", root.display())
+            } else {
+                format!("holds the input folder {}", root.display())
+            };
+            return Err(RunError::OutputAmongInputs {
+                out: out.to_path_buf(),
+                what,
+                hint: " and read back as articles by the next run",
+                suggestion: suggestion(root),
+            });
+        }
+    }
+    if let Some(f) = files
+        .iter()
+        .find(|f| Path::new(&f.key()).starts_with(&out_canon))
+    {
+        let parent = f.path.parent().unwrap_or(Path::new("."));
+        return Err(RunError::OutputAmongInputs {
+            out: out.to_path_buf(),
+            what: format!("holds the article {}", f.path.display()),
+            hint: if f.rel.extension().is_some_and(|e| e == "md") {
+                " (its brief would replace it)"
+            } else {
+                ""
+            },
+            suggestion: suggestion(parent),
+        });
+    }
+    Ok(())
 }
 
 /// Runs `summarize` and returns its report (already written to the output folder, unless dry).
@@ -102,9 +173,35 @@ pub async fn run(
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let started_at = now_rfc3339();
+    refuse_output_among_inputs(&opts.inputs, &opts.out, &[])?;
     let found = ingest::discover(&opts.inputs, std::slice::from_ref(&opts.out))?;
+    // Files named on the command line can sit in the output folder too.
+    refuse_output_among_inputs(&opts.inputs, &opts.out, &found.files)?;
     for p in &found.passed {
-        tracing::warn!(path = %p.path.display(), reason = %p.reason, "passed over");
+        if p.expected {
+            tracing::info!(path = %p.path.display(), reason = %p.reason, "passed over");
+        } else {
+            tracing::warn!(path = %p.path.display(), reason = %p.reason, "passed over");
+        }
+    }
+    if found.files.is_empty() {
+        tracing::warn!(
+            "no articles found in {}: hanbrief reads {} files{}",
+            opts.inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            ingest::EXTENSIONS
+                .iter()
+                .map(|e| format!(".{e}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            match found.passed.len() {
+                0 => String::new(),
+                n => format!(" ({n} passed over, see above)"),
+            }
+        );
     }
     let prompts = Prompts::load(settings.prompts_dir.as_deref())?;
     if let Some(p) = &opts.progress {
@@ -155,7 +252,15 @@ pub async fn run(
         Some(s) => Some(s.start_run("summarize", &started_at)?),
         None => None,
     };
+    let claims = match &store {
+        Some(s) => {
+            let entries = s.article_outputs()?;
+            Claims::new(entries.iter().map(|(k, o)| (k.as_str(), o.as_slice())))
+        }
+        None => Claims::default(),
+    };
     let ctx = Context {
+        claims,
         settings,
         opts,
         summarizer,
@@ -166,15 +271,15 @@ pub async fn run(
         names: Names::new(&settings.glossary, store.clone().filter(|_| !opts.dry_run)),
     };
 
-    let stems = output_stems(&found.files);
+    let names = assign_names(&found.files, &ctx.claims);
     let results: Arc<Mutex<Vec<Option<ArticleReport>>>> =
         Arc::new(Mutex::new(vec![None; found.files.len()]));
-    let work = futures::stream::iter(found.files.iter().zip(&stems).enumerate())
-        .for_each_concurrent(settings.limits.max_in_flight, |(i, (input, stem))| {
+    let work = futures::stream::iter(found.files.iter().zip(&names).enumerate())
+        .for_each_concurrent(settings.limits.max_in_flight, |(i, (input, naming))| {
             let ctx = &ctx;
             let results = results.clone();
             async move {
-                let report = ctx.article(input, stem).await;
+                let report = ctx.article(input, naming).await;
                 results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(report);
             }
         });
@@ -269,13 +374,13 @@ pub fn settings_fingerprint(settings: &Settings, prompts: &Prompts) -> String {
 
 impl Context<'_> {
     /// One article, start to finish. Never fails: what goes wrong is in the report line.
-    async fn article(&self, input: &InputFile, stem: &Path) -> ArticleReport {
+    async fn article(&self, input: &InputFile, naming: &Naming) -> ArticleReport {
         let started = Instant::now();
         let path = input.path.display().to_string();
         if self.shutdown.stop.is_cancelled() {
             return ArticleReport::new(path, Status::NotDone).because("the run stopped first");
         }
-        let (mut report, content_hash) = self.article_inner(input, stem, &path).await;
+        let (mut report, content_hash) = self.article_inner(input, naming, &path).await;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         match report.status {
             Status::Written => tracing::info!(
@@ -297,15 +402,17 @@ impl Context<'_> {
             Status::Unchanged => tracing::debug!(path = %report.path, "unchanged"),
             _ => {}
         }
-        self.remember(stem, content_hash, &report);
+        self.remember(naming, content_hash, &report);
         if let Some(p) = &self.opts.progress {
             p.finished(report.status);
         }
         report
     }
 
-    /// Records the article's outcome in the manifest (what is not done keeps its old entry).
-    fn remember(&self, stem: &Path, content_hash: Option<String>, report: &ArticleReport) {
+    /// Records the article's outcome in the manifest (what is not done keeps its old entry). An
+    /// article that is not written keeps the outputs an earlier run wrote: they are still on
+    /// disk, and their names still belong to it.
+    fn remember(&self, naming: &Naming, content_hash: Option<String>, report: &ArticleReport) {
         let (Some(store), Some(content_hash)) = (&self.store, content_hash) else {
             return;
         };
@@ -318,25 +425,64 @@ impl Context<'_> {
             Status::Unchanged if report.calls + report.cached_calls > 0 => "written",
             Status::Unchanged | Status::NotDone | Status::Planned => return,
         };
-        let outputs = self.output_names(stem);
+        let outputs = if status == "written" {
+            self.output_names(&naming.stem)
+        } else {
+            self.manifest_entry(naming)
+                .map(|e| e.outputs)
+                .unwrap_or_default()
+        };
         let entry = ManifestEntry {
-            path: manifest_key(stem),
+            path: naming.key.clone(),
             content_hash,
             settings_hash: self.settings_hash.clone(),
             status: status.to_string(),
             last_error: (status != "written")
                 .then(|| report.reason.clone())
                 .flatten(),
-            outputs: if status == "written" {
-                outputs
-            } else {
-                Vec::new()
-            },
+            outputs,
             updated_at: chrono::Utc::now().timestamp(),
         };
-        if let Err(e) = store.record_article(&entry) {
+        let recorded = store
+            .record_article(&entry)
+            .and_then(|()| match &naming.legacy_key {
+                Some(old) => store.forget_article(old),
+                None => Ok(()),
+            });
+        if let Err(e) = recorded {
             tracing::warn!("cannot record {} in the manifest ({e})", report.path);
         }
+    }
+
+    /// The article's manifest entry, under its key or the key an older hanbrief gave it.
+    fn manifest_entry(&self, naming: &Naming) -> Option<ManifestEntry> {
+        let key = naming.legacy_key.as_ref().unwrap_or(&naming.key);
+        self.store.as_ref()?.article(key).ok().flatten()
+    }
+
+    /// Why the article's outputs cannot be written where its name puts them, found before any
+    /// call is paid for: a path too long for the file system, or a file there that hanbrief
+    /// did not write (never replaced).
+    fn unwritable(&self, naming: &Naming) -> Option<String> {
+        for name in self.output_names(&naming.stem) {
+            let path = self.opts.out.join(&name);
+            if path.as_os_str().len() >= PATH_MAX {
+                return Some(format!(
+                    "its output path {} is longer than the file system allows ({PATH_MAX} bytes); use a shorter output folder (-o) or move the article up",
+                    path.display()
+                ));
+            }
+            let ours = self.claims.owner(&naming.stem) == Some(naming.key.as_str())
+                || naming.legacy_key.is_some()
+                || looks_like_ours(&path);
+            if !ours && std::fs::symlink_metadata(&path).is_ok() {
+                return Some(format!(
+                    "{} exists and was not written by hanbrief: it is left alone; move it away or choose another output folder (-o)",
+                    path.display()
+                ));
+            }
+        }
+        None
     }
 
     /// The output files of an article, relative to the output folder.
@@ -354,15 +500,13 @@ impl Context<'_> {
 
     /// Whether the manifest shows this exact article already briefed with these settings, with
     /// its outputs still in place.
-    fn unchanged(&self, stem: &Path, content_hash: &str) -> bool {
-        let Some(store) = &self.store else {
-            return false;
-        };
+    fn unchanged(&self, naming: &Naming, content_hash: &str) -> bool {
         // A pipe wants every brief on stdout, so nothing is skipped (the calls are cached).
         if self.opts.force || self.opts.jsonl {
             return false;
         }
-        let Ok(Some(entry)) = store.article(&manifest_key(stem)) else {
+        let stem = &naming.stem;
+        let Some(entry) = self.manifest_entry(naming) else {
             return false;
         };
         entry.status == "written"
@@ -378,9 +522,10 @@ impl Context<'_> {
     async fn article_inner(
         &self,
         input: &InputFile,
-        stem: &Path,
+        naming: &Naming,
         path: &str,
     ) -> (ArticleReport, Option<String>) {
+        let stem = &naming.stem;
         // The bytes and their hash first: an unchanged article is not even decoded (a daily
         // tick over a growing archive must not re-parse every page).
         let read_error = |e: ReadError| match e {
@@ -397,7 +542,7 @@ impl Context<'_> {
         };
         let content_hash = ingest::content_hash(&bytes);
         let hash = Some(content_hash.clone());
-        if self.unchanged(stem, &content_hash) {
+        if self.unchanged(naming, &content_hash) {
             let mut report = ArticleReport::new(path, Status::Unchanged)
                 .because("unchanged since its brief was written");
             report.outputs = self
@@ -406,6 +551,9 @@ impl Context<'_> {
                 .map(|o| self.opts.out.join(o).display().to_string())
                 .collect();
             return (report, hash);
+        }
+        if let Some(why) = self.unwritable(naming) {
+            return (ArticleReport::new(path, Status::Failed).because(why), hash);
         }
         let article = match ingest::from_bytes(input.clone(), &bytes) {
             Ok(a) => a,
@@ -586,11 +734,8 @@ impl Context<'_> {
     }
 }
 
-/// The manifest's key for an article: its output stem, which is stable however the input path
-/// was spelled on the command line.
-fn manifest_key(stem: &Path) -> String {
-    stem.display().to_string()
-}
+/// Longest path (bytes) Linux accepts; macOS takes 1,024, Windows' long paths 32,767.
+const PATH_MAX: usize = 4096;
 
 /// Now, in RFC 3339 with the local offset.
 pub fn now_rfc3339() -> String {

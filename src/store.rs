@@ -403,6 +403,30 @@ impl Store {
         Ok(())
     }
 
+    /// Every article's outputs, `(key, outputs)`: the names earlier runs gave out.
+    pub fn article_outputs(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        self.conn()
+            .prepare_cached("SELECT path, outputs FROM articles WHERE outputs != '[]'")
+            .and_then(|mut st| {
+                st.query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default(),
+                    ))
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets an article's manifest entry (one re-keyed under a new key).
+    pub fn forget_article(&self, path: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM articles WHERE path = ?1", params![path])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     // -- names ------------------------------------------------------------------------------
 
     /// The English renderings of Korean names seen so far.

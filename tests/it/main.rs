@@ -3,6 +3,7 @@
 //! loopback.
 
 mod digest;
+mod outputs;
 mod pipeline;
 mod provider;
 mod quality;
