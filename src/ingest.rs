@@ -249,11 +249,31 @@ pub struct Article {
     pub html_title: Option<String>,
     /// The encoding the bytes were decoded from, e.g. `UTF-8`, `UTF-16LE`, `EUC-KR`.
     pub encoding: &'static str,
+    /// Invalid byte sequences replaced with U+FFFD while decoding (stray bytes in scraped
+    /// text); 0 for a clean file.
+    pub replaced: usize,
     pub format: Format,
     /// blake3 of the raw bytes, hex.
     pub content_hash: String,
     /// Size of the raw file.
     pub bytes: usize,
+}
+
+impl Article {
+    /// What a reader of the brief should know about the decoding: `None` for a clean file.
+    pub fn decode_warning(&self) -> Option<String> {
+        (self.replaced > 0).then(|| {
+            format!(
+                "{} invalid byte sequence{} in the file (read as {}) replaced with {}: the text \
+                 around {} may be incomplete",
+                self.replaced,
+                if self.replaced == 1 { "" } else { "s" },
+                self.encoding,
+                '\u{FFFD}',
+                if self.replaced == 1 { "it" } else { "them" },
+            )
+        })
+    }
 }
 
 /// Why a file is not an article we can brief. Not an error of the run: reported as skipped.
@@ -265,8 +285,8 @@ pub enum Skip {
     Binary,
     #[error("file too large ({0} bytes; the limit is {MAX_FILE_BYTES})")]
     TooLarge(u64),
-    #[error("cannot decode the text in any known encoding ({0} tried)")]
-    Undecodable(&'static str),
+    #[error("cannot tell the text's encoding: {0}")]
+    Undecodable(String),
     #[error("nothing left after removing web clutter")]
     AllClutter,
 }
@@ -314,7 +334,11 @@ pub fn from_bytes(input: InputFile, bytes: &[u8]) -> Result<Article, Skip> {
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
-    let (decoded, encoding) = decode(bytes)?;
+    let Decoded {
+        text: decoded,
+        encoding,
+        replaced,
+    } = decode(bytes)?;
     let format = if ext_html || looks_like_html(&decoded) {
         Format::Html
     } else if input
@@ -342,32 +366,89 @@ pub fn from_bytes(input: InputFile, bytes: &[u8]) -> Result<Article, Skip> {
         text,
         html_title,
         encoding,
+        replaced,
         format,
         content_hash: content_hash(bytes),
         bytes: bytes.len(),
     })
 }
 
+/// Bytes decoded to text: which encoding, and how many invalid sequences were replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub text: String,
+    /// The encoding the bytes were read as, e.g. `UTF-8`, `UTF-16LE`, `EUC-KR`.
+    pub encoding: &'static str,
+    /// Byte sequences that were not valid in that encoding and became U+FFFD.
+    pub replaced: usize,
+}
+
+/// Share of a file's non-ASCII characters that may be invalid UTF-8 sequences while the file is
+/// still read as UTF-8 (with U+FFFD for them): one in 20. CP949 read as UTF-8 has about six
+/// invalid sequences for every valid one (most Hangul lead bytes are UTF-8 continuation
+/// bytes); a UTF-8 article with a few stray bytes has thousands of valid ones per stray byte.
+const UTF8_STRAY_SHARE: usize = 20;
+
+/// Share of replaced characters above which a legacy decoding is not believed: one in 50.
+/// UTF-8 Korean read as EUC-KR leaves about one in three characters undecodable.
+const LEGACY_BAD_SHARE: usize = 50;
+
+/// How far a byte string is from being UTF-8: its invalid sequences (counted the way a
+/// decoder replaces them, one U+FFFD each) and its valid non-ASCII characters.
+fn utf8_evidence(bytes: &[u8]) -> (usize, usize) {
+    let (mut invalid, mut valid_non_ascii) = (0, 0);
+    for chunk in bytes.utf8_chunks() {
+        valid_non_ascii += chunk.valid().chars().filter(|c| !c.is_ascii()).count();
+        // A chunk's invalid part is one maximal invalid prefix: one replacement character.
+        if !chunk.invalid().is_empty() {
+            invalid += 1;
+        }
+    }
+    (invalid, valid_non_ascii)
+}
+
 /// Decodes bytes to text, naming the encoding used.
-pub fn decode(bytes: &[u8]) -> Result<(String, &'static str), Skip> {
+///
+/// Valid UTF-8 is UTF-8. Bytes that are *mostly* UTF-8 (at most one invalid sequence in
+/// [`UTF8_STRAY_SHARE`] non-ASCII characters: stray bytes in scraped text) are read as UTF-8
+/// with replacement characters rather than guessed as a legacy encoding. Anything else is
+/// sniffed (a `<meta charset>`, else chardetng hinted towards Korean) and decoded with
+/// encoding_rs; a legacy decoding that leaves more than one character in [`LEGACY_BAD_SHARE`]
+/// undecodable is not believed, and the file is skipped with both findings.
+pub fn decode(bytes: &[u8]) -> Result<Decoded, Skip> {
     if let Some((enc, bom_len)) = encoding_rs::Encoding::for_bom(bytes) {
-        let (text, had_errors) = enc.decode_without_bom_handling(&bytes[bom_len..]);
+        let body = &bytes[bom_len..];
+        let replaced = if enc == encoding_rs::UTF_8 {
+            utf8_evidence(body).0
+        } else {
+            0
+        };
+        let (text, had_errors) = enc.decode_without_bom_handling(body);
         if had_errors && enc != encoding_rs::UTF_8 {
-            return Err(Skip::Undecodable(enc.name()));
+            return Err(Skip::Undecodable(format!(
+                "it starts with a {} byte-order mark, but is not valid {}",
+                enc.name(),
+                enc.name()
+            )));
         }
         let name = if enc == encoding_rs::UTF_8 {
             "UTF-8 (BOM)"
         } else {
             enc.name()
         };
-        return check_text(text.into_owned(), name);
+        return check_text(text.into_owned(), name, replaced);
     }
     // Text files never contain NUL; binary files nearly always do.
     if bytes.contains(&0) {
         return Err(Skip::Binary);
     }
     if let Ok(text) = std::str::from_utf8(bytes) {
-        return check_text(text.to_string(), "UTF-8");
+        return check_text(text.to_string(), "UTF-8", 0);
+    }
+    let (invalid, valid_non_ascii) = utf8_evidence(bytes);
+    if invalid * UTF8_STRAY_SHARE <= valid_non_ascii {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        return check_text(text, "UTF-8", invalid);
     }
     let enc = meta_charset(bytes).unwrap_or_else(|| {
         let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
@@ -375,18 +456,26 @@ pub fn decode(bytes: &[u8]) -> Result<(String, &'static str), Skip> {
         detector.guess(Some(b"kr"), chardetng::Utf8Detection::Allow)
     });
     let (text, _, had_errors) = enc.decode(bytes);
-    if had_errors {
-        // A few bad bytes in a scraped page are common; a mostly-unreadable decode is not text.
-        let bad = text.chars().filter(|c| *c == '\u{FFFD}').count();
-        if bad * 50 > text.chars().count() {
-            return Err(Skip::Undecodable(enc.name()));
-        }
+    let replaced = if had_errors {
+        // Characters the decoder could not map (a U+FFFD already in the bytes is rare enough
+        // in legacy text to count with them).
+        text.chars().filter(|c| *c == '\u{FFFD}').count()
+    } else {
+        0
+    };
+    if replaced * LEGACY_BAD_SHARE > text.chars().count() {
+        return Err(Skip::Undecodable(format!(
+            "not UTF-8 ({invalid} invalid byte sequences beside {valid_non_ascii} valid \
+             non-ASCII characters) and not {} ({replaced} undecodable sequences); convert it \
+             to UTF-8 (e.g. iconv -f CP949 -t UTF-8) if you know its encoding",
+            enc.name()
+        )));
     }
-    check_text(text.into_owned(), enc.name())
+    check_text(text.into_owned(), enc.name(), replaced)
 }
 
 /// Rejects decoded "text" that is mostly control characters (a binary file without NULs).
-fn check_text(text: String, encoding: &'static str) -> Result<(String, &'static str), Skip> {
+fn check_text(text: String, encoding: &'static str, replaced: usize) -> Result<Decoded, Skip> {
     let total = text.chars().count();
     let control = text
         .chars()
@@ -395,7 +484,11 @@ fn check_text(text: String, encoding: &'static str) -> Result<(String, &'static 
     if total > 0 && control * 10 > total {
         return Err(Skip::Binary);
     }
-    Ok((text, encoding))
+    Ok(Decoded {
+        text,
+        encoding,
+        replaced,
+    })
 }
 
 /// The encoding an HTML page declares in its first bytes, if any.
@@ -499,12 +592,37 @@ mod tests {
 
     const KO: &str = "서울시는 올해 지하철 요금을 150원 올린다고 밝혔다. 시민들은 반발했다.";
 
+    fn decoded(bytes: &[u8]) -> (String, &'static str, usize) {
+        let d = decode(bytes).unwrap();
+        (d.text, d.encoding, d.replaced)
+    }
+
+    /// A Korean article of our own, about 1,700 characters: long enough for the shares to mean
+    /// something, and CP949-encodable (no character outside KS X 1001 + UHC).
+    fn long_korean() -> String {
+        let paragraphs = [
+            "서울시는 내년 1월부터 지하철 기본요금을 1,400원에서 1,550원으로 올린다고 밝혔다.",
+            "시는 적자가 누적된 교통공사의 재정을 개선하려면 요금 조정이 불가피하다고 설명했다.",
+            "시민단체는 물가가 오르는 시기에 공공요금까지 인상하는 것은 부담이 크다며 반발했다.",
+            "교통공사는 노후 전동차 교체와 역사 안전시설 보강에 인상분을 쓰겠다고 덧붙였다.",
+            "한편 버스 요금은 올해 상반기 동결하고 하반기에 다시 논의하기로 했다.",
+        ];
+        let mut text = String::from("지하철 요금 150원 오른다\n\n");
+        for round in 0..5 {
+            for p in paragraphs {
+                text.push_str(&format!("{p} ({}차 회의)\n", round + 1));
+            }
+            text.push('\n');
+        }
+        text
+    }
+
     #[test]
     fn decodes_utf8_with_and_without_bom() {
-        assert_eq!(decode(KO.as_bytes()).unwrap(), (KO.to_string(), "UTF-8"));
+        assert_eq!(decoded(KO.as_bytes()), (KO.to_string(), "UTF-8", 0));
         let mut bom = vec![0xEF, 0xBB, 0xBF];
         bom.extend_from_slice(KO.as_bytes());
-        assert_eq!(decode(&bom).unwrap(), (KO.to_string(), "UTF-8 (BOM)"));
+        assert_eq!(decoded(&bom), (KO.to_string(), "UTF-8 (BOM)", 0));
     }
 
     #[test]
@@ -519,12 +637,12 @@ mod tests {
         for unit in KO.encode_utf16() {
             bytes.extend_from_slice(&unit.to_le_bytes());
         }
-        assert_eq!(decode(&bytes).unwrap(), (KO.to_string(), "UTF-16LE"));
+        assert_eq!(decoded(&bytes), (KO.to_string(), "UTF-16LE", 0));
         let mut bytes = vec![0xFE, 0xFF];
         for unit in KO.encode_utf16() {
             bytes.extend_from_slice(&unit.to_be_bytes());
         }
-        assert_eq!(decode(&bytes).unwrap(), (KO.to_string(), "UTF-16BE"));
+        assert_eq!(decoded(&bytes), (KO.to_string(), "UTF-16BE", 0));
     }
 
     #[test]
@@ -532,10 +650,90 @@ mod tests {
         let text = "똠방각하 햏자 뷁: 서울 지하철 요금이 오른다.";
         let (bytes, _, errors) = encoding_rs::EUC_KR.encode(text);
         assert!(!errors);
-        assert_eq!(decode(&bytes).unwrap(), (text.to_string(), "EUC-KR"));
+        assert_eq!(decoded(&bytes), (text.to_string(), "EUC-KR", 0));
         // A short sample is read as Korean thanks to the TLD hint, not as Big5.
         let (short, _, _) = encoding_rs::EUC_KR.encode("요금 인상");
-        assert_eq!(decode(&short).unwrap().0, "요금 인상");
+        assert_eq!(decode(&short).unwrap().text, "요금 인상");
+    }
+
+    #[test]
+    fn utf8_with_a_few_stray_bytes_is_read_as_utf8_with_replacements() {
+        let text = long_korean();
+        let bytes = text.as_bytes();
+        // Three kinds of stray bytes scraped pages carry: a Latin-1 no-break space, a UTF-8
+        // character cut in half, and a lone continuation byte, each between two characters.
+        let cuts: Vec<usize> = [bytes.len() / 4, bytes.len() / 2, bytes.len() * 3 / 4]
+            .into_iter()
+            .map(|mut i| {
+                while !text.is_char_boundary(i) {
+                    i += 1;
+                }
+                i
+            })
+            .collect();
+        let mut dirty = Vec::new();
+        dirty.extend_from_slice(&bytes[..cuts[0]]);
+        dirty.push(0xA0);
+        dirty.extend_from_slice(&bytes[cuts[0]..cuts[1]]);
+        dirty.extend_from_slice(&[0xEC, 0x9D]);
+        dirty.extend_from_slice(&bytes[cuts[1]..cuts[2]]);
+        dirty.push(0x85);
+        dirty.extend_from_slice(&bytes[cuts[2]..]);
+        let d = decode(&dirty).unwrap();
+        assert_eq!((d.encoding, d.replaced), ("UTF-8", 3));
+        assert_eq!(d.text.chars().filter(|c| *c == '\u{FFFD}').count(), 3);
+        assert_eq!(d.text.replace('\u{FFFD}', ""), text);
+        let a = from_bytes(input("scraped.txt"), &dirty).unwrap();
+        let warning = a.decode_warning().expect("a warning");
+        assert!(warning.starts_with("3 invalid byte sequences"), "{warning}");
+        assert!(warning.contains("UTF-8"), "{warning}");
+        // A clean file has none.
+        assert_eq!(
+            from_bytes(input("clean.txt"), text.as_bytes())
+                .unwrap()
+                .decode_warning(),
+            None
+        );
+    }
+
+    #[test]
+    fn cp949_text_is_still_read_as_cp949_not_as_damaged_utf8() {
+        // The other direction: real CP949 bytes must not pass for UTF-8 with stray bytes,
+        // however long the text, and a few bytes that do form valid UTF-8 do not change that.
+        let text = long_korean();
+        let (bytes, _, errors) = encoding_rs::EUC_KR.encode(&text);
+        assert!(!errors);
+        let (invalid, valid) = utf8_evidence(&bytes);
+        assert!(invalid > valid, "{invalid} invalid, {valid} valid");
+        assert_eq!(decoded(&bytes), (text.clone(), "EUC-KR", 0));
+        // CP949 with one undecodable pair (a scraper's cut) is still CP949, with a warning.
+        let mut damaged = bytes.into_owned();
+        let mid = damaged.len() / 2;
+        let mid = mid - mid % 2; // CP949 here is all two-byte pairs or ASCII: stay on a pair
+        damaged.insert(mid, 0xFF);
+        let d = decode(&damaged).unwrap();
+        assert_eq!(d.encoding, "EUC-KR");
+        assert!(d.replaced >= 1 && d.replaced <= 2, "{}", d.replaced);
+    }
+
+    #[test]
+    fn a_file_whose_encoding_cannot_be_known_is_skipped_with_its_reason() {
+        // Half UTF-8, half CP949 (two files pasted together): neither reading is believable.
+        let text = long_korean();
+        let (cp949, _, _) = encoding_rs::EUC_KR.encode(&text);
+        let mut mixed = text.as_bytes().to_vec();
+        mixed.extend_from_slice(&cp949);
+        let Err(Skip::Undecodable(reason)) = decode(&mixed) else {
+            panic!("a mixed file must be skipped")
+        };
+        assert!(reason.contains("not UTF-8"), "{reason}");
+        assert!(reason.contains("EUC-KR"), "{reason}");
+        let skip = from_bytes(input("mixed.txt"), &mixed).unwrap_err();
+        assert!(
+            skip.to_string()
+                .starts_with("cannot tell the text's encoding"),
+            "{skip}"
+        );
     }
 
     #[test]
@@ -590,7 +788,7 @@ mod tests {
     fn html_charset_is_read_from_the_meta_tag() {
         let html = "<html><head><meta charset=\"euc-kr\"><title>t</title></head><body><p>지하철 요금</p></body></html>";
         let (bytes, _, _) = encoding_rs::EUC_KR.encode(html);
-        assert_eq!(decode(&bytes).unwrap().1, "EUC-KR");
+        assert_eq!(decode(&bytes).unwrap().encoding, "EUC-KR");
     }
 
     #[test]

@@ -559,6 +559,10 @@ impl Context<'_> {
             Ok(a) => a,
             Err(skip) => return (read_error(ReadError::Skip(skip)), hash),
         };
+        let decode_warning = article.decode_warning();
+        if let Some(w) = &decode_warning {
+            tracing::warn!(path, "{w}");
+        }
         let cleaned = clean::clean(&article.text, article.html_title.as_deref());
         if cleaned.is_empty() {
             return (
@@ -568,6 +572,7 @@ impl Context<'_> {
         }
         let plan = self.summarizer.plan(&cleaned);
         let mut report = ArticleReport::new(path, Status::Planned);
+        report.warnings.extend(decode_warning.iter().cloned());
         report.tokens = plan.tokens;
         report.chunks = plan.chunks.len();
         if self.opts.dry_run {
@@ -597,6 +602,7 @@ impl Context<'_> {
 
         let renamings = self.names.unify(&mut content);
         let mut checks = crate::check::check(&content, &cleaned.text, &self.settings.glossary);
+        checks.warnings.extend(decode_warning);
         checks.warnings.extend(t.warnings.iter().cloned());
         checks
             .warnings

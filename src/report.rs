@@ -30,6 +30,10 @@ pub struct ArticleReport {
     /// Why it was skipped or failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What a reader should know about how the article was read (e.g. invalid bytes replaced
+    /// while decoding); the brief carries the same warnings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Output files written (or standing, when unchanged).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<String>,
@@ -53,6 +57,7 @@ impl ArticleReport {
             path: path.into(),
             status,
             reason: None,
+            warnings: Vec::new(),
             outputs: Vec::new(),
             tokens: 0,
             chunks: 0,

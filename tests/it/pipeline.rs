@@ -338,6 +338,60 @@ async fn cp949_and_utf16_articles_are_decoded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_utf8_article_with_stray_bytes_is_briefed_with_a_warning() {
+    // Scraped text with three bytes that are not UTF-8 (a Latin-1 no-break space, half of a
+    // Hangul syllable, a lone continuation byte): briefed, not skipped, and both the brief and
+    // the report say what happened.
+    let env = TestEnv::new().await;
+    let mut bytes = Vec::new();
+    for (i, line) in SHORT_ARTICLE.lines().enumerate() {
+        bytes.extend_from_slice(line.as_bytes());
+        match i {
+            3 => bytes.push(0xA0),
+            4 => bytes.extend_from_slice(&[0xED, 0x95]),
+            5 => bytes.push(0x85),
+            _ => {}
+        }
+        bytes.push(b'\n');
+    }
+    assert!(std::str::from_utf8(&bytes).is_err());
+    env.article_bytes("scraped.txt", &bytes);
+    chat()
+        .respond_with(ok(&brief_reply()))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let brief = env.brief("scraped.txt");
+    assert_eq!(brief["source"]["encoding"], "UTF-8");
+    let warnings = brief["checks"]["warnings"].to_string();
+    assert!(warnings.contains("3 invalid byte sequences"), "{warnings}");
+    let report = env.report();
+    let line = &report["articles"][0];
+    assert_eq!(line["status"], "written", "{line}");
+    assert!(
+        line["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("3 invalid byte sequences")),
+        "{line}"
+    );
+    let md = std::fs::read_to_string(env.out().join("scraped.md")).unwrap();
+    assert!(md.contains("3 invalid byte sequences"), "{md}");
+    let sent = bodies(&env).await;
+    assert!(
+        user_message(&sent[0]).contains("한국무역연구원이 1일 밝혔다."),
+        "the article's text reached the model"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("scraped.txt") && stderr.contains("invalid byte"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_key_stops_the_run_with_exit_code_3_after_one_call() {
     let env = TestEnv::new().await;
     env.short_articles(4);
