@@ -22,6 +22,8 @@ use crate::{clean, render};
 struct Inspection {
     path: String,
     encoding: String,
+    /// Invalid byte sequences replaced while decoding (0 for a clean file).
+    replaced: usize,
     format: String,
     bytes: usize,
     chars_raw: usize,
@@ -80,6 +82,7 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: InspectArgs) -> Result<u8
     let report = Inspection {
         path: args.file.display().to_string(),
         encoding: article.encoding.to_string(),
+        replaced: article.replaced,
         format: format!("{:?}", article.format).to_lowercase(),
         bytes: article.bytes,
         chars_raw: article.text.chars().count(),
@@ -108,6 +111,9 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: InspectArgs) -> Result<u8
         report.format,
         render::group(report.bytes)
     )?;
+    if let Some(w) = article.decode_warning() {
+        writeln!(out, "  warning    {w}")?;
+    }
     writeln!(
         out,
         "  text       {} chars → {} after cleaning ({} lines removed)",
