@@ -122,6 +122,7 @@ pub struct EndpointFile {
     pub merge_system_prompt: bool,
     pub context_window: i64,
     pub temperature: f64,
+    pub reasoning_effort: String,
     pub connect_timeout: String,
     pub request_timeout: String,
     pub query: BTreeMap<String, String>,
@@ -240,7 +241,12 @@ pub struct EndpointSettings {
     pub merge_system_prompt: bool,
     /// The context window in tokens (resolved from the model when configured as 0).
     pub context_window: usize,
-    pub temperature: Option<f32>,
+    /// The sampling temperature as written in the config (an `f64`, so that 0.2 goes out as
+    /// 0.2 and not as the nearest `f32`, 0.20000000298023224).
+    pub temperature: Option<f64>,
+    /// `reasoning_effort` for reasoning models ("minimal", "low", "medium", "high", …), or `None`
+    /// to leave it to the model.
+    pub reasoning_effort: Option<String>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub query: Vec<(String, String)>,
@@ -561,6 +567,19 @@ impl Layers {
                 ));
             }
         };
+        let reasoning_effort = match e.reasoning_effort.trim() {
+            "" => None,
+            effort @ ("none" | "minimal" | "low" | "medium" | "high" | "xhigh") => {
+                Some(effort.to_string())
+            }
+            other => {
+                return Err(v.invalid(
+                    "endpoint.reasoning_effort",
+                    other,
+                    "\"\" (not sent), \"none\", \"minimal\", \"low\", \"medium\", \"high\" or \"xhigh\"",
+                ));
+            }
+        };
         let context_window = match usize::try_from(e.context_window) {
             Ok(0) => crate::tokens::context_window_for(&model).unwrap_or(8192),
             Ok(n) if n >= 512 => n,
@@ -597,7 +616,8 @@ impl Layers {
             max_tokens_field,
             merge_system_prompt: e.merge_system_prompt,
             context_window,
-            temperature: (e.temperature >= 0.0).then_some(e.temperature as f32),
+            temperature: (e.temperature >= 0.0).then_some(e.temperature),
+            reasoning_effort,
             connect_timeout: v.duration("endpoint.connect_timeout", &e.connect_timeout)?,
             request_timeout: v.duration("endpoint.request_timeout", &e.request_timeout)?,
             query: e

@@ -351,11 +351,12 @@ pub async fn run(
 pub fn settings_fingerprint(settings: &Settings, prompts: &Prompts) -> String {
     let e = &settings.endpoint;
     let c = &settings.chunking;
-    let shape = serde_json::json!({
+    let mut shape = serde_json::json!({
         "hanbrief": env!("CARGO_PKG_VERSION"),
         "brief": brief::SCHEMA,
         "model": e.model,
-        "temperature": e.temperature,
+        // Hashed as the f32 it used to be, so that fingerprints made before the f64 fix stay.
+        "temperature": e.temperature.map(|t| t as f32),
         "structured_output": format!("{:?}", e.structured_output),
         "merge_system_prompt": e.merge_system_prompt,
         "context_window": e.context_window,
@@ -367,6 +368,10 @@ pub fn settings_fingerprint(settings: &Settings, prompts: &Prompts) -> String {
         "notes_max_tokens": c.notes_max_tokens,
         "glossary": settings.glossary,
     });
+    // Only when set, so that fingerprints of runs without it are unchanged.
+    if let Some(effort) = &e.reasoning_effort {
+        shape["reasoning_effort"] = serde_json::json!(effort);
+    }
     blake3::hash(shape.to_string().as_bytes())
         .to_hex()
         .to_string()

@@ -17,6 +17,13 @@
 //!   actually succeeded over the last minute. After a cut, calm periods raise them again in small
 //!   steps, but not above the rate that tripped the last 429 for a while, so a run whose config
 //!   is too optimistic converges to the real limits instead of storming.
+//! - **Distrust of headers.** A limit header that is zero, negative or not a number says nothing
+//!   (gateways send `x-ratelimit-limit-requests: 0` when no limit is set; Azure sends `-1`), and
+//!   no limit ever goes below [`MIN_LIMITS`]. A `remaining` budget short of one call's
+//!   reservation pauses only for the shortfall at the provider's refill rate, not until its full
+//!   reset.
+//! - **Saying why.** [`Limiter::waiting`] tells what the head of the queue waits for, so that a
+//!   run that has not moved for a while can say so.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -42,6 +49,13 @@ pub struct Limits {
 
 /// The share of the limits the buckets actually use.
 pub const HEADROOM: f64 = 0.97;
+
+/// No limit goes below these, whatever a provider's headers or 429s say: a limit of 0 (or of a
+/// few tokens a minute) would hold a run forever.
+pub const MIN_LIMITS: Limits = Limits {
+    requests_per_minute: 1,
+    tokens_per_minute: 1000,
+};
 
 type Gcra<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
@@ -162,6 +176,10 @@ struct State {
     buckets: Arc<Buckets<DefaultClock>>,
     /// No request may start before this.
     pause_until: Option<Instant>,
+    /// Why, for [`Limiter::waiting`].
+    pause_reason: String,
+    /// What the head of the queue waits for, and since when.
+    head: Option<(Instant, Head)>,
     /// Successful calls in the last minute: (when, tokens reserved).
     successes: VecDeque<(Instant, u32)>,
     /// When the limits last changed after a 429 (down, or a step back up), and successes since.
@@ -175,6 +193,14 @@ struct State {
     provider: Option<Limits>,
     stats: LimiterStats,
     started: Instant,
+}
+
+/// What the head of the admission queue is waiting for.
+#[derive(Debug, Clone, Copy)]
+enum Head {
+    Pause,
+    Tokens { owed: u32 },
+    Request,
 }
 
 /// Acquiring was cancelled.
@@ -195,6 +221,8 @@ impl Limiter {
             state: Mutex::new(State {
                 buckets: Arc::new(Buckets::new(ceiling, DefaultClock::default())),
                 pause_until: None,
+                pause_reason: String::new(),
+                head: None,
                 successes: VecDeque::new(),
                 last_cut: None,
                 last_cut_down: None,
@@ -235,6 +263,9 @@ impl Limiter {
             _ = cancel.cancelled() => return Err(Cancelled),
         };
         let mut owed = tokens.max(1);
+        let since = Instant::now();
+        // Whatever happens (admitted, cancelled), the head of the queue is no longer waiting.
+        let _clear = ClearHead(self);
         loop {
             let (pause, buckets) = {
                 let state = self.lock();
@@ -245,6 +276,7 @@ impl Limiter {
                 )
             };
             if let Some(pause) = pause {
+                self.set_head(since, Head::Pause);
                 sleep_or_cancel(pause, cancel).await?;
                 continue;
             }
@@ -252,15 +284,59 @@ impl Limiter {
                 let installment = owed.min(buckets.token_burst());
                 match buckets.try_tokens(installment) {
                     Ok(()) => owed -= installment,
-                    Err(wait) => sleep_or_cancel(wait, cancel).await?,
+                    Err(wait) => {
+                        self.set_head(since, Head::Tokens { owed });
+                        sleep_or_cancel(wait, cancel).await?
+                    }
                 }
                 continue;
             }
             match buckets.try_request() {
                 Ok(()) => return Ok(()),
-                Err(wait) => sleep_or_cancel(wait, cancel).await?,
+                Err(wait) => {
+                    self.set_head(since, Head::Request);
+                    sleep_or_cancel(wait, cancel).await?
+                }
             }
         }
+    }
+
+    fn set_head(&self, since: Instant, head: Head) {
+        self.lock().head = Some((since, head));
+    }
+
+    /// What the head of the queue has been waiting for, and for how long, if a call waits.
+    pub fn waiting(&self) -> Option<String> {
+        let state = self.lock();
+        let (since, head) = state.head?;
+        let now = Instant::now();
+        let waited = (now - since).as_secs();
+        let limits = state.buckets.limits();
+        let what = match head {
+            Head::Pause => {
+                let left = state
+                    .pause_until
+                    .filter(|t| *t > now)
+                    .map_or(0, |t| (t - now).as_secs());
+                format!(
+                    "every call is paused for {left} s more: {}",
+                    if state.pause_reason.is_empty() {
+                        "the provider asked to slow down"
+                    } else {
+                        &state.pause_reason
+                    }
+                )
+            }
+            Head::Tokens { owed } => format!(
+                "a call waits for {owed} tokens under the limit of {} tokens/min",
+                limits.tokens_per_minute
+            ),
+            Head::Request => format!(
+                "a call waits for its turn under the limit of {} requests/min",
+                limits.requests_per_minute
+            ),
+        };
+        Some(format!("the rate limiter: {what} (waiting {waited} s)"))
     }
 
     /// A call succeeded: learn from the provider's headers, and after a cut, raise the limits
@@ -277,41 +353,77 @@ impl Limiter {
             state.successes.pop_front();
         }
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        // Negative and non-numeric values fail to parse as u64: ignored like absent headers.
         let num = |name: &str| header(name).and_then(|v| v.trim().parse::<u64>().ok());
+        // A limit of 0 is "no limit set" (gateways), never "send nothing".
+        let limit_r = num("x-ratelimit-limit-requests").filter(|v| *v > 0);
+        let limit_t = num("x-ratelimit-limit-tokens").filter(|v| *v > 0);
+        // A remaining count beside a limit header of 0 is as meaningless as the limit.
+        let zero_limit = |name: &str| num(name) == Some(0);
+        let remaining_r = num("x-ratelimit-remaining-requests")
+            .filter(|_| !zero_limit("x-ratelimit-limit-requests"));
+        let remaining_t =
+            num("x-ratelimit-remaining-tokens").filter(|_| !zero_limit("x-ratelimit-limit-tokens"));
 
         // The provider's stated limits cap ours at once.
-        let limit_r = num("x-ratelimit-limit-requests");
-        let limit_t = num("x-ratelimit-limit-tokens");
         if limit_r.is_some() || limit_t.is_some() {
             let clamp = |v: u64| v.min(u32::MAX as u64) as u32;
             let provider = Limits {
                 requests_per_minute: limit_r.map_or(self.ceiling.requests_per_minute, clamp),
                 tokens_per_minute: limit_t.map_or(self.ceiling.tokens_per_minute, clamp),
             };
+            if state.provider != Some(provider) {
+                tracing::debug!(
+                    rpm = provider.requests_per_minute,
+                    tpm = provider.tokens_per_minute,
+                    "the provider's headers state its limits"
+                );
+            }
             state.provider = Some(provider);
             let current = state.buckets.limits();
             let capped = min_limits(current, provider);
             if capped != current {
-                set_limits(&mut state, capped);
+                set_limits(&mut state, capped, self.ceiling);
             }
         }
 
-        // A spent budget: pause everyone until it resets, before the provider has to say no.
-        let mut pause = None;
-        if num("x-ratelimit-remaining-requests") == Some(0)
-            && let Some(reset) = header("x-ratelimit-reset-requests").and_then(parse_reset)
-        {
-            pause = Some(reset);
+        // A spent budget: pause everyone before the provider has to say no, but only for as long
+        // as the buckets take to refill what is missing (they refill continuously; the reset
+        // header says when they are *full* again, which can be a minute away).
+        let rates = state.buckets.limits();
+        let mut pause: Option<(Duration, String)> = None;
+        if remaining_r == Some(0) {
+            let per_request = Duration::from_secs_f64(
+                60.0 / limit_r.unwrap_or(rates.requests_per_minute as u64).max(1) as f64,
+            );
+            let wait = header("x-ratelimit-reset-requests")
+                .and_then(parse_reset)
+                .map_or(per_request, |reset| reset.min(per_request));
+            pause = Some((
+                wait,
+                "the provider's headers say no request is left until its budget refills".into(),
+            ));
         }
-        if let (Some(remaining), Some(reset)) = (
-            num("x-ratelimit-remaining-tokens"),
-            header("x-ratelimit-reset-tokens").and_then(parse_reset),
-        ) && remaining < reserved_tokens as u64
+        if let Some(remaining) = remaining_t
+            && remaining < reserved_tokens as u64
         {
-            pause = Some(pause.map_or(reset, |p: Duration| p.max(reset)));
+            let short = reserved_tokens as u64 - remaining;
+            let per_minute = limit_t.unwrap_or(rates.tokens_per_minute as u64).max(1);
+            let refill = Duration::from_secs_f64(short as f64 * 60.0 / per_minute as f64);
+            let wait = header("x-ratelimit-reset-tokens")
+                .and_then(parse_reset)
+                .map_or(refill, |reset| reset.min(refill));
+            if pause.as_ref().is_none_or(|(p, _)| wait > *p) {
+                pause = Some((
+                    wait,
+                    format!(
+                        "the provider's headers say {remaining} tokens are left, {short} short of                          one call"
+                    ),
+                ));
+            }
         }
-        if let Some(p) = pause {
-            extend_pause(&mut state, now + p.min(Duration::from_secs(120)));
+        if let Some((p, why)) = pause {
+            extend_pause(&mut state, now + p.min(Duration::from_secs(120)), why);
         }
 
         // Upward steps after a cut: 5 % at a time, never past the ceiling, the provider's stated
@@ -338,7 +450,7 @@ impl Limiter {
                     tokens_per_minute: step(current.tokens_per_minute, ceiling.tokens_per_minute),
                 };
                 if raised != current {
-                    set_limits(&mut state, raised);
+                    set_limits(&mut state, raised, self.ceiling);
                 }
                 state.last_cut = Some(now);
                 state.calm_successes = 0;
@@ -365,9 +477,20 @@ impl Limiter {
         // A little jitter past the deadline: workers released together would trip it again.
         let jitter =
             wait.mul_f64(0.05 * fastrand::f64()) + Duration::from_millis(fastrand::u64(5..40));
-        extend_pause(&mut state, now + wait + jitter);
+        let why = match after {
+            Some(a) => format!("the provider answered 429 and said to come back in {a:?}"),
+            None => "the provider answered 429 (no Retry-After)".to_string(),
+        };
+        if wait >= Duration::from_secs(10) {
+            tracing::info!("rate limited: {why}; every call pauses");
+        }
+        extend_pause(&mut state, now + wait + jitter, why);
 
         let current = state.buckets.limits();
+        // A stated limit of 0 is a gateway's "unset", not a limit.
+        let stated = stated.filter(|s| match s {
+            StatedLimit::RequestsPerMinute(n) | StatedLimit::TokensPerMinute(n) => *n > 0,
+        });
         if let Some(stated) = stated {
             let mut provider = state.provider.unwrap_or(self.ceiling);
             match stated {
@@ -377,7 +500,7 @@ impl Limiter {
             state.provider = Some(provider);
             let capped = min_limits(current, provider);
             if capped != current {
-                set_limits(&mut state, capped);
+                set_limits(&mut state, capped, self.ceiling);
                 state.stats.cuts += 1;
             }
             return;
@@ -404,7 +527,7 @@ impl Limiter {
             tokens_per_minute: cut(current.tokens_per_minute, measured.tokens_per_minute),
         };
         if lowered != current {
-            set_limits(&mut state, lowered);
+            set_limits(&mut state, lowered, self.ceiling);
             state.stats.cuts += 1;
         }
         // Remember about what the provider accepted: the upward steps stop just under it.
@@ -420,18 +543,38 @@ impl Limiter {
     }
 }
 
-fn set_limits(state: &mut State, limits: Limits) {
-    tracing::debug!(
-        rpm = limits.requests_per_minute,
-        tpm = limits.tokens_per_minute,
-        "rate limits now"
+/// Puts `limits` in force (never below [`MIN_LIMITS`], unless the configured `ceiling` itself is
+/// lower), with buckets that start empty.
+fn set_limits(state: &mut State, limits: Limits, ceiling: Limits) {
+    let floor = min_limits(MIN_LIMITS, ceiling);
+    let limits = Limits {
+        requests_per_minute: limits.requests_per_minute.max(floor.requests_per_minute),
+        tokens_per_minute: limits.tokens_per_minute.max(floor.tokens_per_minute),
+    };
+    if limits == state.buckets.limits() {
+        return;
+    }
+    tracing::info!(
+        "rate limits now {} requests/min, {} tokens/min",
+        limits.requests_per_minute,
+        limits.tokens_per_minute
     );
     state.buckets = Arc::new(Buckets::drained(limits, DefaultClock::default()));
 }
 
-fn extend_pause(state: &mut State, until: Instant) {
+fn extend_pause(state: &mut State, until: Instant, why: String) {
     if state.pause_until.is_none_or(|p| p < until) {
         state.pause_until = Some(until);
+        state.pause_reason = why;
+    }
+}
+
+/// Clears the head-of-queue wait when an `acquire` ends, however it ends.
+struct ClearHead<'a>(&'a Limiter);
+
+impl Drop for ClearHead<'_> {
+    fn drop(&mut self) {
+        self.0.lock().head = None;
     }
 }
 

@@ -10,6 +10,9 @@
 //!   brief, status, last error, outputs. An article whose content and settings are unchanged and
 //!   whose outputs are still on disk is reported `unchanged` and costs nothing.
 //! - **Runs**: start, end, counts, tokens, cost, exit code, and the full report.
+//! - **Quirks**: what the client learned about an endpoint and model (a refused parameter, the
+//!   server's real context size, …; see `llm::quirks`), keyed by base URL and model, so that the
+//!   next run does not pay for the same refusal again.
 //!
 //! SQLite in WAL mode makes every commit atomic and durable against a killed process. The lock
 //! is an advisory exclusive lock (`File::try_lock`) on `OUT/.hanbrief/lock`, released by the OS
@@ -218,6 +221,14 @@ impl Store {
                  en TEXT NOT NULL,
                  first_seen INTEGER NOT NULL
              );
+             CREATE TABLE IF NOT EXISTS quirks (
+                 endpoint TEXT NOT NULL,
+                 model TEXT NOT NULL,
+                 key TEXT NOT NULL,
+                 value TEXT NOT NULL,
+                 learned_at INTEGER NOT NULL,
+                 PRIMARY KEY (endpoint, model, key)
+             );
              CREATE TABLE IF NOT EXISTS runs (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  kind TEXT NOT NULL,
@@ -352,6 +363,41 @@ impl Store {
     pub fn forget_call(&self, key: &str) -> Result<(), StoreError> {
         self.conn()
             .execute("DELETE FROM calls WHERE key = ?1", params![key])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    // -- quirks -----------------------------------------------------------------------------
+
+    /// What was learned about `model` at `endpoint`, as key/value pairs.
+    pub fn quirks(&self, endpoint: &str, model: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT key, value FROM quirks WHERE endpoint = ?1 AND model = ?2 ORDER BY key",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![endpoint, model], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Remembers one thing learned about `model` at `endpoint` (committed at once).
+    pub fn learn_quirk(
+        &self,
+        endpoint: &str,
+        model: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT OR REPLACE INTO quirks (endpoint, model, key, value, learned_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut st| st.execute(params![endpoint, model, key, value, now()]))
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -596,7 +642,7 @@ impl Store {
             .execute("DELETE FROM calls", [])
             .map_err(|e| self.err(e))?;
         if everything {
-            conn.execute_batch("DELETE FROM articles; DELETE FROM runs;")
+            conn.execute_batch("DELETE FROM articles; DELETE FROM runs; DELETE FROM quirks;")
                 .map_err(|e| self.err(e))?;
         }
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")
@@ -658,6 +704,19 @@ impl CallCache for StoreCache {
             tracing::warn!("cannot drop an unusable cached reply ({e})");
         }
     }
+
+    fn quirks(&self, endpoint: &str, model: &str) -> Vec<(String, String)> {
+        self.store.quirks(endpoint, model).unwrap_or_else(|e| {
+            tracing::warn!("cannot read what earlier runs learned about the endpoint ({e})");
+            Vec::new()
+        })
+    }
+
+    fn learn(&self, endpoint: &str, model: &str, key: &str, value: &str) {
+        if let Err(e) = self.store.learn_quirk(endpoint, model, key, value) {
+            tracing::warn!("cannot remember what was learned about the endpoint ({e})");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -672,6 +731,7 @@ mod tests {
             usage: Usage {
                 prompt_tokens: 10,
                 completion_tokens: 5,
+                reasoning_tokens: 0,
             },
             usage_reported: true,
             cached: false,
@@ -692,6 +752,35 @@ mod tests {
         assert_eq!(stats.calls, 1);
         assert_eq!(stats.calls_by_purpose, vec![("brief".to_string(), 1)]);
         assert_eq!(stats.cached_prompt_tokens, 10);
+    }
+
+    #[test]
+    fn quirks_are_kept_per_endpoint_and_model_and_cleared_with_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.learn_quirk("https://a/v1", "m", "drop:temperature", "1")
+                .unwrap();
+            s.learn_quirk("https://a/v1", "m", "context_window", "4096")
+                .unwrap();
+            s.learn_quirk("https://a/v1", "m", "context_window", "2048")
+                .unwrap();
+            s.learn_quirk("https://b/v1", "m", "reasoning", "seen")
+                .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.quirks("https://a/v1", "m").unwrap(),
+            vec![
+                ("context_window".to_string(), "2048".to_string()),
+                ("drop:temperature".to_string(), "1".to_string())
+            ]
+        );
+        assert!(s.quirks("https://a/v1", "other").unwrap().is_empty());
+        s.clear(false).unwrap();
+        assert_eq!(s.quirks("https://b/v1", "m").unwrap().len(), 1);
+        s.clear(true).unwrap();
+        assert!(s.quirks("https://b/v1", "m").unwrap().is_empty());
     }
 
     #[test]

@@ -183,10 +183,17 @@ impl<'a> Summarizer<'a> {
         (1.0 + margin) * self.client.calibration().ratio().max(1.0)
     }
 
-    /// Counted tokens that fit in a prompt that leaves `reply` tokens of the window.
+    /// Counted tokens that fit in a prompt that leaves `reply` tokens (and a reasoning model's
+    /// room to think) of the window. The window is the server's when it said it is smaller than
+    /// configured, and a server that cut a prompt silently caps every prompt below what it kept.
     fn room(&self, reply: u32) -> usize {
-        let window = self.client.endpoint().context_window;
-        ((window.saturating_sub(reply as usize)) as f64 / self.factor()) as usize
+        let window = self.client.context_window();
+        let reply = reply.saturating_add(self.client.reasoning_room()) as usize;
+        let mut server_room = window.saturating_sub(reply);
+        if let Some(max_prompt) = self.client.max_prompt_tokens() {
+            server_room = server_room.min(max_prompt);
+        }
+        (server_room as f64 / self.factor()) as usize
     }
 
     /// Plans how to summarise `clean`.

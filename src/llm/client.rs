@@ -1,26 +1,33 @@
 //! The one client every model call goes through.
 //!
 //! `ChatClient::chat` owns, in order: the cache lookup (a hit costs no call), the budget check
-//! against the context window, the in-flight limit, the shared rate limiter, the HTTP call, the
-//! classification of what came back (retry, pause everyone, step down the structured-output
+//! against the context window (as configured, or as the server turned out to have), the
+//! in-flight limit, the shared rate limiter, the HTTP call, the classification of what came back
+//! (retry, pause everyone, drop or rename a refused parameter, step down the structured-output
 //! mode, fail this call, or stop the run), usage accounting and calibration of token estimates,
-//! and the cache write. The pipeline's stages only say what they want said.
+//! and the cache write. What it learns about the server's habits ([`super::quirks`]) shapes every
+//! later call and is remembered in the state store. A watchdog says, at the default log level,
+//! why nothing has moved when a minute passes without a request sent or a reply received. The
+//! pipeline's stages only say what they want said.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::retry::{LlmError, Verdict, backoff, classify, redact};
+use super::quirks::{Quirks, is_reasoning_model, reasoning_room};
+use super::retry::{LlmError, Param, Verdict, backoff, classify, redact};
 use super::types::{
-    ChatReply, ChatRequest, FinishReason, Message, ParsedReply, ReplyFormat, Role, Usage,
+    ApiError, ChatReply, ChatRequest, FinishReason, Message, ParsedReply, ReplyFormat, Role, Usage,
     parse_error, parse_reply,
 };
-use crate::config::{AuthStyle, EndpointSettings, LimitSettings, StructuredOutput};
+use crate::config::{AuthStyle, EndpointSettings, LimitSettings, MaxTokensField, StructuredOutput};
 use crate::ratelimit::{Limiter, Limits, stated_limit};
 use crate::tokens::{Calibration, Tokenizer};
 
@@ -67,7 +74,8 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
-/// A store of finished calls, keyed by everything that shapes the answer.
+/// The state the client keeps between runs: finished calls, keyed by everything that shapes the
+/// answer, and what it learned about an endpoint's habits ([`super::quirks`]).
 pub trait CallCache: Send + Sync {
     /// The reply stored under `key`, if any.
     fn get(&self, key: &str) -> Option<ChatReply>;
@@ -75,6 +83,12 @@ pub trait CallCache: Send + Sync {
     fn put(&self, key: &str, purpose: &str, reply: &ChatReply);
     /// Drops a stored call (its reply turned out unusable: a later run must ask again).
     fn forget(&self, key: &str);
+    /// What earlier runs learned about `model` at `endpoint`, as key/value pairs.
+    fn quirks(&self, _endpoint: &str, _model: &str) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// Remembers one thing learned about `model` at `endpoint`.
+    fn learn(&self, _endpoint: &str, _model: &str, _key: &str, _value: &str) {}
 }
 
 /// Counters for progress, the report and the bench.
@@ -135,6 +149,92 @@ fn mode_name(mode: u8) -> &'static str {
     }
 }
 
+fn mode_from_name(name: &str) -> Option<u8> {
+    [
+        MODE_JSON_SCHEMA,
+        MODE_JSON_OBJECT_SCHEMA,
+        MODE_JSON_OBJECT,
+        MODE_PLAIN,
+    ]
+    .into_iter()
+    .find(|m| mode_name(*m) == name)
+}
+
+/// A reply whose `usage.prompt_tokens` is below this share of what we sent was cut by the
+/// server: tokenizers differ by well under this (Gemma counts Korean at about 0.8 of o200k),
+/// while Ollama's cut keeps about half of its `num_ctx` of a prompt longer than `num_ctx`.
+const CUT_RATIO: f64 = 0.55;
+/// Prompts smaller than this (our count) are not judged for cuts: framing dominates them.
+const CUT_MIN_TOKENS: usize = 400;
+/// How long a server that is loading its model (llama.cpp's 503 "Loading model") is waited for.
+const LOADING_PATIENCE: Duration = Duration::from_secs(600);
+/// After this long without a request sent or a reply received, the watchdog says why.
+const STALL_WARNING: Duration = Duration::from_secs(60);
+
+/// What calls are doing, for the watchdog.
+#[derive(Default)]
+struct Activity {
+    /// Calls inside `chat` now.
+    pending: AtomicU64,
+    /// Requests on the wire: id → when sent.
+    on_wire: Mutex<BTreeMap<u64, Instant>>,
+    next_id: AtomicU64,
+    /// The last time a request went out or a reply (of any kind) came back.
+    last_move: Mutex<Option<Instant>>,
+    /// Calls sleeping before a retry: id → (until when, why).
+    backoffs: Mutex<BTreeMap<u64, (Instant, String)>>,
+}
+
+impl Activity {
+    fn moved(&self) {
+        *self.last_move.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    fn id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Removes a map entry when dropped (a call that is cancelled mid-wait leaves no trace).
+struct Entry<'a, V> {
+    map: &'a Mutex<BTreeMap<u64, V>>,
+    id: u64,
+}
+
+impl<'a, V> Entry<'a, V> {
+    fn insert(map: &'a Mutex<BTreeMap<u64, V>>, id: u64, value: V) -> Entry<'a, V> {
+        map.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, value);
+        Entry { map, id }
+    }
+}
+
+impl<V> Drop for Entry<'_, V> {
+    fn drop(&mut self) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// Counts a call as pending while it lives.
+struct Pending<'a>(&'a AtomicU64);
+
+impl<'a> Pending<'a> {
+    fn new(n: &'a AtomicU64) -> Pending<'a> {
+        n.fetch_add(1, Ordering::Relaxed);
+        Pending(n)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Failing to build the client: a configuration problem.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -167,6 +267,17 @@ pub struct ChatClient {
     probed: std::sync::atomic::AtomicBool,
     /// The first error that stops the run; every later call fails with it without sending.
     fatal: std::sync::OnceLock<LlmError>,
+    /// What this endpoint and model refuse or say differently.
+    quirks: Quirks,
+    activity: Arc<Activity>,
+    /// Stops the watchdog when the client is dropped.
+    watchdog: CancellationToken,
+}
+
+impl Drop for ChatClient {
+    fn drop(&mut self) {
+        self.watchdog.cancel();
+    }
 }
 
 impl std::fmt::Debug for ChatClient {
@@ -238,6 +349,21 @@ impl ChatClient {
             StructuredOutput::JsonObject => MODE_JSON_OBJECT,
             StructuredOutput::None => MODE_PLAIN,
         };
+        let limiter = Arc::new(Limiter::new(Limits {
+            requests_per_minute: limits.requests_per_minute,
+            tokens_per_minute: limits.tokens_per_minute,
+        }));
+        let stats = Arc::new(ClientStats::default());
+        let activity = Arc::new(Activity::default());
+        let watchdog = CancellationToken::new();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(watch_stalls(
+                activity.clone(),
+                limiter.clone(),
+                stall_warning(),
+                watchdog.clone(),
+            ));
+        }
         Ok(ChatClient {
             http,
             url,
@@ -245,27 +371,79 @@ impl ChatClient {
             endpoint: endpoint.clone(),
             limits: limits.clone(),
             key,
-            limiter: Arc::new(Limiter::new(Limits {
-                requests_per_minute: limits.requests_per_minute,
-                tokens_per_minute: limits.tokens_per_minute,
-            })),
+            limiter,
             tokenizer,
             calibration: Calibration::default(),
             mode: AtomicU8::new(mode),
             in_flight: Semaphore::new(limits.max_in_flight.max(1)),
             cancel,
             cache: None,
-            stats: Arc::new(ClientStats::default()),
+            stats,
             probe: tokio::sync::Mutex::new(()),
             probed: std::sync::atomic::AtomicBool::new(false),
             fatal: std::sync::OnceLock::new(),
+            quirks: Quirks::new(&endpoint.base_url, &endpoint.model),
+            activity,
+            watchdog,
         })
     }
 
-    /// Routes every call through `cache`.
+    /// Routes every call through `cache`, and starts from what earlier runs learned about this
+    /// endpoint and model.
     pub fn with_cache(mut self, cache: Arc<dyn CallCache>) -> ChatClient {
+        self.quirks.attach(cache.clone());
+        let learned = self.quirks.get();
+        if self.endpoint.structured_output == StructuredOutput::Auto
+            && let Some(mode) = learned
+                .structured_output
+                .as_deref()
+                .and_then(mode_from_name)
+        {
+            self.mode.store(mode, Ordering::Relaxed);
+        }
+        if let Some(what) = learned.describe() {
+            tracing::info!(
+                "remembered from earlier runs for {} at {}: {what}",
+                self.endpoint.model,
+                self.endpoint.base_url
+            );
+        }
         self.cache = Some(cache);
         self
+    }
+
+    /// What has been learned about this endpoint and model so far.
+    pub fn learned(&self) -> super::quirks::Learned {
+        self.quirks.get()
+    }
+
+    /// The context window to plan for: the configured one, or the server's, if it said it is
+    /// smaller.
+    pub fn context_window(&self) -> usize {
+        let configured = self.endpoint.context_window;
+        self.quirks
+            .get()
+            .context_window
+            .map_or(configured, |w| w.min(configured))
+    }
+
+    /// The most prompt tokens (the server's count) a call may carry: a server that cut a longer
+    /// prompt silently keeps no more than this.
+    pub fn max_prompt_tokens(&self) -> Option<usize> {
+        self.quirks.get().max_prompt_tokens
+    }
+
+    /// Reply tokens added to every budget for hidden reasoning: none unless the model reasons
+    /// (known by name, asked to by `reasoning_effort`, or seen reporting reasoning tokens).
+    pub fn reasoning_room(&self) -> u32 {
+        let learned = self.quirks.get();
+        let effort = self.endpoint.reasoning_effort.as_deref();
+        let asked = effort.is_some() && !learned.no_reasoning_effort;
+        if asked || learned.reasons || is_reasoning_model(&self.endpoint.model) {
+            reasoning_room(effort)
+        } else {
+            0
+        }
     }
 
     /// Counters of this client's calls.
@@ -328,6 +506,7 @@ impl ChatClient {
 
     /// Sends one request, with everything that entails (see the module docs).
     pub async fn chat(&self, request: ChatRequest) -> Result<ChatReply, LlmError> {
+        let _pending = Pending::new(&self.activity.pending);
         if let Some(e) = self.fatal.get() {
             return Err(e.clone());
         }
@@ -379,27 +558,43 @@ impl ChatClient {
             self.tokenizer
                 .count_messages(messages.iter().map(|m| m.content.as_str()))
         });
-        let mut max_tokens = request.max_tokens;
-        let mut grew = false;
-        let mut attempt: u32 = 0;
-        let mut last_error: String;
-        let mut connect_failures = 0u32;
+        let mut call = Call {
+            max_tokens: request.max_tokens,
+            grew: false,
+            attempt: 0,
+            connect_failures: 0,
+            relearned: 0,
+            loading_since: None,
+            last_error: String::new(),
+        };
         loop {
             if self.cancel.is_cancelled() {
                 return Err(LlmError::Cancelled);
             }
+            let window = self.context_window();
             let prompt_estimate = self.calibration.server_tokens(counted);
-            if prompt_estimate + 16 > self.endpoint.context_window {
+            if let Some(max_prompt) = self.max_prompt_tokens()
+                && prompt_estimate > max_prompt
+            {
                 return Err(LlmError::ContextLength {
                     message: format!(
-                        "about {prompt_estimate} prompt tokens for a {}-token window",
-                        self.endpoint.context_window
+                        "about {prompt_estimate} prompt tokens; this server cut a longer prompt to \
+                         {max_prompt} tokens before, so the input is split to fit"
                     ),
                 });
             }
-            // Never ask for more reply than the window leaves.
-            let room = (self.endpoint.context_window - prompt_estimate) as u32;
-            let budget = max_tokens.min(room);
+            if prompt_estimate + 16 > window {
+                return Err(LlmError::ContextLength {
+                    message: format!(
+                        "about {prompt_estimate} prompt tokens for a {window}-token window"
+                    ),
+                });
+            }
+            // Never ask for more reply than the window leaves; a reasoning model gets room to
+            // think on top of the reply itself.
+            let room = (window - prompt_estimate) as u32;
+            let reasoning = self.reasoning_room();
+            let budget = call.max_tokens.saturating_add(reasoning).min(room);
             let mode = self.mode.load(Ordering::Relaxed);
             let body = self.body(&messages, &request.format, budget, mode);
 
@@ -413,13 +608,18 @@ impl ChatClient {
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
-            let sent = tokio::time::Instant::now();
-            let outcome = self.send(&body).await;
+            let sent = Instant::now();
+            let outcome = {
+                let _on_wire = Entry::insert(&self.activity.on_wire, self.activity.id(), sent);
+                self.activity.moved();
+                let outcome = self.send(&body).await;
+                self.activity.moved();
+                outcome
+            };
             self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
             drop(_permit);
 
-            let mut wait = None;
-            match outcome {
+            let next = match outcome {
                 Outcome::Reply { headers, parsed } => {
                     self.limiter.on_success(&headers, reserve);
                     match parsed {
@@ -428,165 +628,424 @@ impl ChatClient {
                             finish_reason,
                             usage,
                         }) => {
-                            let reported = usage.is_some();
-                            let usage = usage.unwrap_or_else(|| Usage {
-                                prompt_tokens: prompt_estimate as u64,
-                                completion_tokens: self.tokenizer.count(&content) as u64,
-                            });
-                            if reported {
-                                self.calibration.observe(counted, usage.prompt_tokens);
-                            }
-                            self.stats
-                                .prompt_tokens
-                                .fetch_add(usage.prompt_tokens, Ordering::Relaxed);
-                            self.stats
-                                .completion_tokens
-                                .fetch_add(usage.completion_tokens, Ordering::Relaxed);
-                            if finish_reason == FinishReason::Length {
-                                // A cut-off reply is never taken for a whole one: ask once more
-                                // with twice the room (within the window); a caller that can use
-                                // a partial reply then gets it, others get an error.
-                                let grown = budget.saturating_mul(2).min(room);
-                                let may_grow =
-                                    grown > budget && attempt < self.limits.max_retries && !grew;
-                                if may_grow {
-                                    grew = true;
-                                    tracing::info!(purpose = %request.purpose, from = budget, to = grown, "reply cut off at the token limit; retrying with more room");
-                                    max_tokens = grown;
-                                    attempt += 1;
-                                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                                    continue;
-                                }
-                                if !request.partial_ok {
-                                    self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
-                                    return Err(LlmError::Truncated { max_tokens: budget });
-                                }
-                            }
-                            let reply = ChatReply {
+                            match self.on_reply(
+                                &request,
+                                &mut call,
+                                Sent {
+                                    counted,
+                                    prompt_estimate,
+                                    budget,
+                                    room,
+                                },
                                 content,
                                 finish_reason,
                                 usage,
-                                usage_reported: reported,
-                                cached: false,
-                            };
-                            if let Some(cache) = &self.cache {
-                                cache.put(&key, &request.purpose.to_string(), &reply);
+                            ) {
+                                Ok(reply) => {
+                                    if let Some(cache) = &self.cache {
+                                        cache.put(&key, &request.purpose.to_string(), &reply);
+                                    }
+                                    return Ok(reply);
+                                }
+                                Err(next) => next,
                             }
-
-                            return Ok(reply);
                         }
                         Ok(ParsedReply::Refusal(text)) => {
-                            self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
-                            return Err(LlmError::Refusal(self.redacted(&text)));
+                            Next::Fail(LlmError::Refusal(self.redacted(&text)))
+                        }
+                        Ok(ParsedReply::Error { status, api }) => {
+                            let status = reqwest::StatusCode::from_u16(status)
+                                .unwrap_or(reqwest::StatusCode::BAD_GATEWAY);
+                            let api = ApiError {
+                                message: self.redacted(&api.message),
+                                ..api
+                            };
+                            call.last_error = format!(
+                                "HTTP 200 with an error inside ({status}): {}",
+                                api.message
+                            );
+                            self.on_error(
+                                &request, &mut call, status, &headers, &api, &body, mode, sent,
+                                counted,
+                            )
                         }
                         Err(problem) => {
-                            last_error = problem;
+                            call.last_error = self.redacted(&problem);
+                            Next::Retry {
+                                wait: None,
+                                loading: false,
+                            }
                         }
                     }
                 }
                 Outcome::Status {
                     status,
                     headers,
-                    body,
+                    body: text,
                 } => {
-                    let api = parse_error(&body);
-                    let api = super::types::ApiError {
+                    let api = parse_error(&text);
+                    let api = ApiError {
                         message: self.redacted(&api.message),
                         ..api
                     };
-                    match classify(
-                        status,
-                        &headers,
-                        &api,
-                        &self.endpoint.model,
-                        &self.endpoint.api_key_env,
-                    ) {
-                        Verdict::RateLimited { after } => {
-                            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                            self.limiter
-                                .on_rate_limited(after, stated_limit(&api.message), sent);
-
-                            last_error = format!("429 rate limited: {}", api.message);
-                            // The limiter's pause holds every worker, this one included.
-                            wait = Some(Duration::ZERO);
-                        }
-                        Verdict::Retry { after, reason } => {
-                            last_error = reason;
-                            wait = after;
-                        }
-                        Verdict::FormatRefused { message } => {
-                            if self.endpoint.structured_output == StructuredOutput::Auto
-                                && matches!(request.format, ReplyFormat::Json { .. })
-                                && mode < MODE_PLAIN
-                            {
-                                // Step down once for everyone; a racing worker may have already.
-                                let _ = self.mode.compare_exchange(
-                                    mode,
-                                    mode + 1,
-                                    Ordering::Relaxed,
-                                    Ordering::Relaxed,
-                                );
-                                self.stats.format_downgrades.fetch_add(1, Ordering::Relaxed);
-                                tracing::info!(from = mode_name(mode), to = mode_name(mode + 1), %message, "the endpoint refused the structured-output mode; stepping down");
-                                continue;
-                            }
-                            self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
-                            return Err(LlmError::BadRequest {
-                                status: status.as_u16(),
-                                message,
-                            });
-                        }
-                        Verdict::Fail(e) => {
-                            self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
-                            return Err(e);
-                        }
-                    }
+                    call.last_error = format!("{status}: {}", api.message);
+                    self.on_error(
+                        &request, &mut call, status, &headers, &api, &body, mode, sent, counted,
+                    )
                 }
                 Outcome::Transport { message, connect } => {
                     if connect {
-                        connect_failures += 1;
+                        call.connect_failures += 1;
                     }
-                    last_error = message;
+                    call.last_error = message;
+                    Next::Retry {
+                        wait: None,
+                        loading: false,
+                    }
                 }
-            }
+            };
 
-            attempt += 1;
-            if attempt > self.limits.max_retries {
-                self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
-                if connect_failures == attempt {
-                    return Err(LlmError::Unreachable {
-                        url: self.endpoint.base_url.clone(),
-                        attempts: attempt,
-                        message: last_error,
+            let (wait, loading) = match next {
+                Next::Again => continue,
+                Next::Fail(e) => {
+                    self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+                Next::Retry { wait, loading } => (wait, loading),
+            };
+            let delay = if loading {
+                // A server loading its model answers 503 until it is ready, which can take
+                // minutes: wait in steady steps, without spending the retries.
+                let since = *call.loading_since.get_or_insert(Instant::now());
+                if since.elapsed() > LOADING_PATIENCE {
+                    self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+                    return Err(LlmError::RetriesExhausted {
+                        attempts: call.attempt + 1,
+                        last: format!(
+                            "{} (still loading after {} s)",
+                            call.last_error,
+                            since.elapsed().as_secs()
+                        ),
                     });
                 }
-                return Err(LlmError::RetriesExhausted {
-                    attempts: attempt,
-                    last: last_error,
-                });
-            }
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            let delay = backoff(
-                attempt - 1,
-                self.limits.backoff_base,
-                self.limits.backoff_max,
-            );
-            // A provider's "come back later" is honoured, up to the backoff cap (a 503 saying
-            // "in an hour" must not hold a run for an hour; 429s pause through the limiter).
-            let delay = wait.map_or(delay, |w| {
-                if w.is_zero() {
-                    w
-                } else {
-                    w.max(delay)
-                        .min(self.limits.backoff_max.max(Duration::from_secs(60)))
+                if since.elapsed() < Duration::from_millis(50) {
+                    tracing::info!(
+                        purpose = %request.purpose,
+                        "the model server is still loading its model ({}); waiting for it",
+                        one_line(&call.last_error, 200)
+                    );
                 }
-            });
-            tracing::debug!(purpose = %request.purpose, attempt, ?delay, error = %last_error, "retrying");
+                wait.unwrap_or(Duration::from_secs(2))
+                    .clamp(Duration::from_millis(500), Duration::from_secs(10))
+            } else {
+                call.attempt += 1;
+                if call.attempt > self.limits.max_retries {
+                    self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+                    if call.connect_failures == call.attempt {
+                        return Err(LlmError::Unreachable {
+                            url: self.endpoint.base_url.clone(),
+                            attempts: call.attempt,
+                            message: call.last_error,
+                        });
+                    }
+                    return Err(LlmError::RetriesExhausted {
+                        attempts: call.attempt,
+                        last: call.last_error,
+                    });
+                }
+                let delay = backoff(
+                    call.attempt - 1,
+                    self.limits.backoff_base,
+                    self.limits.backoff_max,
+                );
+                // A provider's "come back later" is honoured, up to the backoff cap (a 503
+                // saying "in an hour" must not hold a run for an hour; 429s pause through the
+                // limiter).
+                let delay = wait.map_or(delay, |w| {
+                    if w.is_zero() {
+                        w
+                    } else {
+                        w.max(delay)
+                            .min(self.limits.backoff_max.max(Duration::from_secs(60)))
+                    }
+                });
+                if wait.is_some_and(|w| w.is_zero()) {
+                    // A 429: the limiter's pause holds every worker, and says so itself.
+                    tracing::debug!(purpose = %request.purpose, error = %call.last_error, "rate limited; retrying after the pause");
+                } else {
+                    tracing::info!(
+                        "retrying a {} call in {:.1} s (retry {} of {}): {}",
+                        request.purpose,
+                        delay.as_secs_f64(),
+                        call.attempt,
+                        self.limits.max_retries,
+                        one_line(&call.last_error, 300)
+                    );
+                }
+                delay
+            };
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            let _backoff = Entry::insert(
+                &self.activity.backoffs,
+                self.activity.id(),
+                (Instant::now() + delay, one_line(&call.last_error, 200)),
+            );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.cancel.cancelled() => return Err(LlmError::Cancelled),
             }
         }
+    }
+
+    /// A reply came back: accept it, or say what to do instead.
+    #[allow(clippy::too_many_arguments)]
+    fn on_reply(
+        &self,
+        request: &ChatRequest,
+        call: &mut Call,
+        sent: Sent,
+        content: String,
+        finish_reason: FinishReason,
+        usage: Option<Usage>,
+    ) -> Result<ChatReply, Next> {
+        let reported = usage.is_some();
+        let usage = usage.unwrap_or_else(|| Usage {
+            prompt_tokens: sent.prompt_estimate as u64,
+            completion_tokens: self.tokenizer.count(&content) as u64,
+            reasoning_tokens: 0,
+        });
+        self.stats
+            .prompt_tokens
+            .fetch_add(usage.prompt_tokens, Ordering::Relaxed);
+        self.stats
+            .completion_tokens
+            .fetch_add(usage.completion_tokens, Ordering::Relaxed);
+        if usage.reasoning_tokens > 0 && self.quirks.learn("reasoning", "seen") {
+            tracing::info!(
+                "{} spends hidden reasoning tokens ({} in this reply); its reply budgets get room \
+                 for them from now on",
+                self.endpoint.model,
+                usage.reasoning_tokens
+            );
+        }
+        if reported {
+            let expected = self.calibration.server_tokens(sent.counted);
+            if sent.counted >= CUT_MIN_TOKENS
+                && (usage.prompt_tokens as f64) < expected as f64 * CUT_RATIO
+            {
+                // The server dropped part of the prompt without saying so (Ollama past its
+                // num_ctx): the reply is about a text we did not send. Prompts must stay under
+                // what it kept.
+                let kept = usage.prompt_tokens as usize;
+                self.quirks.learn("max_prompt_tokens", &kept.to_string());
+                tracing::warn!(
+                    "the server read only {kept} of about {expected} prompt tokens: it cuts \
+                     prompts past its context without an error (Ollama: num_ctx); the reply is \
+                     discarded and the input split to fit"
+                );
+                return Err(Next::Fail(LlmError::ContextLength {
+                    message: format!(
+                        "the server silently kept {kept} of about {expected} prompt tokens"
+                    ),
+                }));
+            }
+            self.calibration.observe(sent.counted, usage.prompt_tokens);
+        }
+        if finish_reason == FinishReason::ContentFilter {
+            return Err(Next::Fail(LlmError::ContentFiltered {
+                filter: "finish_reason: content_filter".into(),
+                message: "the reply was withheld".into(),
+            }));
+        }
+        if finish_reason == FinishReason::Length {
+            let empty = content.trim().is_empty();
+            // A cut-off reply is never taken for a whole one: ask once more with twice the room
+            // (within the window); a caller that can use a partial reply then gets it, others
+            // get an error. An empty one (a reasoning model that thought until the limit) is
+            // never useful.
+            let grown = sent.budget.saturating_mul(2).min(sent.room);
+            let may_grow =
+                grown > sent.budget && call.attempt < self.limits.max_retries && !call.grew;
+            if may_grow {
+                call.grew = true;
+                if empty {
+                    tracing::info!(purpose = %request.purpose, from = sent.budget, to = grown, reasoning_tokens = usage.reasoning_tokens, "empty reply cut off at the token limit (hidden reasoning used it up); retrying with more room");
+                } else {
+                    tracing::info!(purpose = %request.purpose, from = sent.budget, to = grown, "reply cut off at the token limit; retrying with more room");
+                }
+                // The grown budget already holds the reasoning room, which the next attempt
+                // adds again: take it out here.
+                call.max_tokens = grown.saturating_sub(self.reasoning_room()).max(1);
+                call.attempt += 1;
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                return Err(Next::Again);
+            }
+            if empty {
+                return Err(Next::Fail(LlmError::EmptyAtLimit {
+                    max_tokens: sent.budget,
+                    reasoning_tokens: usage.reasoning_tokens,
+                }));
+            }
+            if !request.partial_ok {
+                return Err(Next::Fail(LlmError::Truncated {
+                    max_tokens: sent.budget,
+                }));
+            }
+        }
+        Ok(ChatReply {
+            content,
+            finish_reason,
+            usage,
+            usage_reported: reported,
+            cached: false,
+        })
+    }
+
+    /// An error came back (an error status, or an error inside a 200): what to do next.
+    #[allow(clippy::too_many_arguments)]
+    fn on_error(
+        &self,
+        request: &ChatRequest,
+        call: &mut Call,
+        status: reqwest::StatusCode,
+        headers: &HeaderMap,
+        api: &ApiError,
+        body: &serde_json::Value,
+        mode: u8,
+        sent: Instant,
+        counted: usize,
+    ) -> Next {
+        match classify(
+            status,
+            headers,
+            api,
+            body,
+            &self.endpoint.model,
+            &self.endpoint.api_key_env,
+        ) {
+            Verdict::RateLimited { after } => {
+                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                self.limiter
+                    .on_rate_limited(after, stated_limit(&api.message), sent);
+                // The limiter's pause holds every worker, this one included.
+                Next::Retry {
+                    wait: Some(Duration::ZERO),
+                    loading: false,
+                }
+            }
+            Verdict::Retry { after, loading, .. } => Next::Retry {
+                wait: after,
+                loading,
+            },
+            Verdict::Context {
+                message,
+                window,
+                prompt,
+            } => self.on_context_error(call, message, window, prompt, counted),
+            Verdict::ParamRefused { param, message } => {
+                // Each parameter is learned once; a server that keeps refusing after that
+                // refuses something we do not understand.
+                call.relearned += 1;
+                if call.relearned > 4 {
+                    return Next::Fail(LlmError::BadRequest {
+                        status: status.as_u16(),
+                        message,
+                    });
+                }
+                let (key, value, doing) = match param {
+                    Param::Temperature => ("drop:temperature", "1", "sending no temperature"),
+                    Param::ReasoningEffort => {
+                        ("drop:reasoning_effort", "1", "sending no reasoning_effort")
+                    }
+                    Param::MaxTokens => (
+                        "max_tokens_field",
+                        MaxTokensField::MaxCompletionTokens.as_str(),
+                        "sending the reply budget as max_completion_tokens",
+                    ),
+                    Param::MaxCompletionTokens => (
+                        "max_tokens_field",
+                        MaxTokensField::MaxTokens.as_str(),
+                        "sending the reply budget as max_tokens",
+                    ),
+                };
+                if self.quirks.learn(key, value) {
+                    tracing::info!(
+                        "{} at {} refuses `{}` ({}); {doing} from now on (remembered for this \
+                         endpoint and model)",
+                        self.endpoint.model,
+                        self.endpoint.base_url,
+                        param.field(),
+                        one_line(&message, 200)
+                    );
+                }
+                Next::Again
+            }
+            Verdict::FormatRefused { message } => {
+                if self.endpoint.structured_output == StructuredOutput::Auto
+                    && matches!(request.format, ReplyFormat::Json { .. })
+                    && mode < MODE_PLAIN
+                {
+                    // Step down once for everyone; a racing worker may have already.
+                    if self
+                        .mode
+                        .compare_exchange(mode, mode + 1, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        self.quirks.learn("structured_output", mode_name(mode + 1));
+                        self.stats.format_downgrades.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(from = mode_name(mode), to = mode_name(mode + 1), %message, "the endpoint refused the structured-output mode; stepping down");
+                    }
+                    return Next::Again;
+                }
+                Next::Fail(LlmError::BadRequest {
+                    status: status.as_u16(),
+                    message,
+                })
+            }
+            Verdict::Fail(e) => Next::Fail(e),
+        }
+    }
+
+    /// The server says the prompt does not fit. It often says how big its context is and how
+    /// big the prompt was (in its tokens): both are learned. If the prompt fits and only the
+    /// reply budget did not (vLLM's "'max_tokens' … is too large"), the call is sent again with
+    /// what the window leaves, provided that is at least half of what was wanted; otherwise the
+    /// caller splits its input.
+    fn on_context_error(
+        &self,
+        call: &mut Call,
+        message: String,
+        window: Option<usize>,
+        prompt: Option<usize>,
+        counted: usize,
+    ) -> Next {
+        if let Some(w) = window
+            && w < self.context_window()
+            && self.quirks.learn("context_window", &w.to_string())
+        {
+            tracing::info!(
+                "the server's context is {w} tokens, less than the {} configured \
+                 (endpoint.context_window); planning for {w} from now on (remembered)",
+                self.endpoint.context_window
+            );
+        }
+        if let Some(p) = prompt {
+            self.calibration.observe(counted, p as u64);
+        }
+        if let (Some(_), Some(_)) = (window, prompt) {
+            let wanted = call.max_tokens.saturating_add(self.reasoning_room());
+            let estimate = self.calibration.server_tokens(counted);
+            let left = self.context_window().saturating_sub(estimate + 16) as u32;
+            if left >= (wanted / 2).max(64) && call.relearned < 4 {
+                call.relearned += 1;
+                tracing::info!(
+                    "the prompt fits the server's context but the reply budget did not; sending \
+                     again with {left} reply tokens"
+                );
+                return Next::Again;
+            }
+        }
+        Next::Fail(LlmError::ContextLength { message })
     }
 
     /// The messages as sent: with the system prompt folded into the first user message when
@@ -620,13 +1079,24 @@ impl ChatClient {
         max_tokens: u32,
         mode: u8,
     ) -> serde_json::Value {
+        let learned = self.quirks.get();
+        let field = learned
+            .max_tokens_field
+            .unwrap_or(self.endpoint.max_tokens_field);
         let mut body = json!({
             "model": self.endpoint.model,
             "messages": messages,
-            self.endpoint.max_tokens_field.as_str(): max_tokens,
+            field.as_str(): max_tokens,
         });
-        if let Some(t) = self.endpoint.temperature {
+        if let Some(t) = self.endpoint.temperature
+            && !learned.no_temperature
+        {
             body["temperature"] = json!(t);
+        }
+        if let Some(effort) = &self.endpoint.reasoning_effort
+            && !learned.no_reasoning_effort
+        {
+            body["reasoning_effort"] = json!(effort);
         }
         if let ReplyFormat::Json {
             name,
@@ -713,6 +1183,136 @@ impl ChatClient {
     }
 }
 
+/// The state of one call across its attempts.
+struct Call {
+    /// The reply budget asked for (before any room for reasoning).
+    max_tokens: u32,
+    /// The budget was already grown once for a reply cut at the limit.
+    grew: bool,
+    /// Retries spent.
+    attempt: u32,
+    connect_failures: u32,
+    /// Immediate re-sends after learning something (a refused parameter, the server's window).
+    relearned: u32,
+    /// When the server was first seen loading its model.
+    loading_since: Option<Instant>,
+    last_error: String,
+}
+
+/// What one attempt sent.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    /// The prompt's tokens by our count.
+    counted: usize,
+    /// The same, as we expect the server to count them.
+    prompt_estimate: usize,
+    /// The reply budget sent.
+    budget: u32,
+    /// The most reply the window left.
+    room: u32,
+}
+
+/// What to do after an attempt that did not give a usable reply.
+enum Next {
+    /// Send again at once: something was learned that changes the request.
+    Again,
+    /// Send again after a wait (`Some(ZERO)`: the limiter's pause), `loading` if the server is
+    /// loading its model.
+    Retry {
+        wait: Option<Duration>,
+        loading: bool,
+    },
+    /// The call fails.
+    Fail(LlmError),
+}
+
+/// `text` on one line, at most `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        format!("{}…", flat.chars().take(max).collect::<String>())
+    }
+}
+
+/// How long a run may go without a request sent or a reply received before the watchdog says
+/// why: a minute, or `HANBRIEF_STALL_WARNING` (e.g. "5s") for the impatient and for tests.
+fn stall_warning() -> Duration {
+    std::env::var("HANBRIEF_STALL_WARNING")
+        .ok()
+        .and_then(|v| humantime::parse_duration(v.trim()).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(STALL_WARNING)
+}
+
+/// Says why, at the default log level, whenever calls are pending and nothing has moved (no
+/// request sent, no reply received) for `after`; again every `after` while it lasts.
+async fn watch_stalls(
+    activity: Arc<Activity>,
+    limiter: Arc<Limiter>,
+    after: Duration,
+    stop: CancellationToken,
+) {
+    let tick = (after / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut warned_at: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.cancelled() => return,
+        }
+        let now = Instant::now();
+        if activity.pending.load(Ordering::Relaxed) == 0 {
+            warned_at = None;
+            continue;
+        }
+        let last = {
+            let mut last = activity.last_move.lock().unwrap_or_else(|p| p.into_inner());
+            *last.get_or_insert(now)
+        };
+        let quiet_since = warned_at.map_or(last, |w| w.max(last));
+        if now - quiet_since < after {
+            continue;
+        }
+        warned_at = Some(now);
+        let mut why = Vec::new();
+        {
+            let wire = activity.on_wire.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(oldest) = wire.values().min() {
+                why.push(format!(
+                    "{} request(s) sent and waiting for the endpoint's answer, the oldest for                      {} s (a CPU-only server can take minutes; endpoint.request_timeout cuts a                      hung one)",
+                    wire.len(),
+                    (now - *oldest).as_secs()
+                ));
+            }
+        }
+        if let Some(wait) = limiter.waiting() {
+            why.push(wait);
+        }
+        {
+            let backoffs = activity.backoffs.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((until, error)) = backoffs.values().min_by_key(|(until, _)| *until) {
+                why.push(format!(
+                    "{} call(s) waiting to retry, the next in {} s, after: {error}",
+                    backoffs.len(),
+                    until.saturating_duration_since(now).as_secs()
+                ));
+            }
+        }
+        if why.is_empty() {
+            why.push(format!(
+                "{} call(s) queued behind calls in progress",
+                activity.pending.load(Ordering::Relaxed)
+            ));
+        }
+        tracing::warn!(
+            "nothing has moved for {} s: {}",
+            (now - last).as_secs(),
+            why.join("; ")
+        );
+    }
+}
+
 enum Outcome {
     Reply {
         headers: HeaderMap,
@@ -742,8 +1342,14 @@ fn cache_key(endpoint: &EndpointSettings, messages: &[Message], request: &ChatRe
         "messages": messages,
         "max_tokens": request.max_tokens,
         "format": format,
-        "temperature": endpoint.temperature,
+        // Hashed as the f32 it used to be, so that calls cached before the f64 fix still hit.
+        "temperature": endpoint.temperature.map(|t| t as f32),
     });
+    let mut canonical = canonical;
+    // Only when set, so that keys of calls made without it are unchanged.
+    if let Some(effort) = &endpoint.reasoning_effort {
+        canonical["reasoning_effort"] = json!(effort);
+    }
     blake3::hash(canonical.to_string().as_bytes())
         .to_hex()
         .to_string()

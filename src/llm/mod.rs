@@ -3,9 +3,11 @@
 //! - [`types`]: the request and reply types the pipeline uses, and the tolerant wire parsing;
 //! - [`retry`]: what to do about each failure (retry, pause everyone, fail, stop the run), the
 //!   backoff, and the provider's retry headers;
+//! - [`quirks`]: what each server refuses or says differently, learned per endpoint and model;
 //! - [`client`]: [`ChatClient`], the single door every call goes through.
 
 pub mod client;
+pub mod quirks;
 pub mod retry;
 pub mod types;
 

@@ -3,9 +3,12 @@
 //!
 //! The rules (DESIGN.md §6): 429 rate limits, 408, 409, 5xx, connection resets, timeouts and
 //! bodies cut short are retried with full-jitter exponential backoff, never sooner than a
-//! `Retry-After` allows. `insufficient_quota`, 401, 403 and 404 stop the run (every other call
-//! would fail the same way). Other 4xx fail the call. `context_length_exceeded` fails the call
-//! with a distinct error so that the caller can split its input.
+//! `Retry-After` allows. `insufficient_quota` (and 402, "out of credits"), 401, 403 and 404 stop
+//! the run (every other call would fail the same way). A prompt the server finds too long, in any
+//! server's wording ([`CONTEXT_WORDINGS`]), fails the call with a distinct error so that the
+//! caller can split its input. A parameter the model refuses ([`Param`]) is dropped or renamed by
+//! the client and the call sent again. A content filter fails the call (not the run), with the
+//! filter named. Other 4xx fail the call.
 
 use std::time::Duration;
 
@@ -54,6 +57,23 @@ pub enum LlmError {
          chunking.brief_max_tokens or use a model with a larger context"
     )]
     Truncated { max_tokens: u32 },
+    #[error(
+        "the model used its whole reply budget ({max_tokens} tokens, {reasoning_tokens} of them \
+         on hidden reasoning) and wrote nothing, even after a retry with more room; set \
+         endpoint.reasoning_effort = \"low\" (or \"minimal\"), or raise chunking.brief_max_tokens \
+         and chunking.notes_max_tokens"
+    )]
+    EmptyAtLimit {
+        max_tokens: u32,
+        reasoning_tokens: u64,
+    },
+    #[error(
+        "the provider's content filter blocked this request or its reply ({filter}): {message}. \
+         The article is not briefed; it is asked again on the next run. If the filter is wrong \
+         about news text, review the filter settings of the deployment (Azure OpenAI) or route \
+         to another model"
+    )]
+    ContentFiltered { filter: String, message: String },
     #[error("the model declined to answer: {0}")]
     Refusal(String),
     #[error("gave up after {attempts} attempts; last error: {last}")]
@@ -75,27 +95,210 @@ impl LlmError {
     }
 }
 
+/// A request parameter that some models refuse, and what the client does instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    /// Reasoning models accept only their default temperature: leave it out.
+    Temperature,
+    /// OpenAI's newer models refuse `max_tokens`: send `max_completion_tokens` instead.
+    MaxTokens,
+    /// Older servers refuse `max_completion_tokens`: send `max_tokens` instead.
+    MaxCompletionTokens,
+    /// Models that do not reason refuse `reasoning_effort`: leave it out.
+    ReasoningEffort,
+}
+
+impl Param {
+    /// The request field.
+    pub fn field(self) -> &'static str {
+        match self {
+            Param::Temperature => "temperature",
+            Param::MaxTokens => "max_tokens",
+            Param::MaxCompletionTokens => "max_completion_tokens",
+            Param::ReasoningEffort => "reasoning_effort",
+        }
+    }
+
+    const ALL: [Param; 4] = [
+        Param::Temperature,
+        Param::MaxTokens,
+        Param::MaxCompletionTokens,
+        Param::ReasoningEffort,
+    ];
+}
+
 /// How a non-success response should be handled.
 #[derive(Debug, Clone)]
 pub enum Verdict {
     /// Provider rate limit: every worker pauses (`after`, if the provider said), then retry.
     RateLimited { after: Option<Duration> },
-    /// A transient fault: retry after backoff (or `after`, if the provider said).
+    /// A transient fault: retry after backoff (or `after`, if the provider said). `loading`: the
+    /// server is still loading the model (llama.cpp's 503), which can take minutes and is not
+    /// counted against the retries.
     Retry {
         after: Option<Duration>,
         reason: String,
+        loading: bool,
     },
     /// The endpoint refused the structured-output mode: retry with a simpler one.
     FormatRefused { message: String },
+    /// The model refused a parameter we sent: drop or rename it, and send again.
+    ParamRefused { param: Param, message: String },
+    /// The prompt does not fit. `window` and `prompt` are the server's own numbers when it says
+    /// them (llama.cpp, vLLM, OpenAI): the context size, and the prompt's size in its tokens.
+    Context {
+        message: String,
+        window: Option<usize>,
+        prompt: Option<usize>,
+    },
     /// The call fails; the run goes on (or stops, if the error is fatal).
     Fail(LlmError),
 }
 
-/// Classifies an HTTP error response.
+/// How each server says that a prompt does not fit its context, lowercased, and whose wording it
+/// is. Matched against the error's code, type and message together. The fixtures under
+/// `tests/data/providers/` hold each server's real answer; a unit test checks that every entry
+/// here is used by one of them.
+pub const CONTEXT_WORDINGS: &[(&str, &str)] = &[
+    ("OpenAI, Upstage (code)", "context_length_exceeded"),
+    (
+        "OpenAI, vLLM, OpenRouter, llama-cpp-python",
+        "maximum context length",
+    ),
+    ("llama.cpp server (type)", "exceed_context_size_error"),
+    ("llama.cpp server", "exceeds the available context size"),
+    ("llama.cpp server", "is larger than the max context size"),
+    ("vLLM 0.18+", "context length is only"),
+    ("LiteLLM proxy", "contextwindowexceedederror"),
+    ("Ollama", "longer than the context length"),
+    ("llama-cpp-python", "exceed context window"),
+];
+
+/// The wording in `api` that says the prompt does not fit, if any.
+pub(crate) fn context_wording(api: &ApiError) -> Option<&'static str> {
+    let haystack = format!(
+        "{} {} {}",
+        api.code.as_deref().unwrap_or(""),
+        api.kind.as_deref().unwrap_or(""),
+        api.message
+    )
+    .to_ascii_lowercase();
+    CONTEXT_WORDINGS
+        .iter()
+        .find(|(_, needle)| haystack.contains(needle))
+        .map(|(_, needle)| *needle)
+}
+
+/// The context size and the prompt size a context error states, in the server's tokens.
+fn context_numbers(api: &ApiError) -> (Option<usize>, Option<usize>) {
+    static WINDOW: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?i)maximum context length is (\d+)|context size \((\d+) tokens\)|context window of (\d+)|context length is only (\d+)",
+        )
+        .expect("valid regex")
+    });
+    static PROMPT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?i)request \((\d+) tokens\)|request has (\d+) input tokens|you passed (\d+) input tokens|requested tokens \((\d+)\)|(\d+) in the messages|input \((\d+) tokens\)|messages resulted in (\d+) tokens",
+        )
+        .expect("valid regex")
+    });
+    let first = |re: &regex::Regex| {
+        re.captures(&api.message).and_then(|c| {
+            c.iter()
+                .skip(1)
+                .flatten()
+                .next()
+                .and_then(|m| m.as_str().parse().ok())
+        })
+    };
+    (
+        api.n_ctx.or_else(|| first(&WINDOW)),
+        api.n_prompt_tokens.or_else(|| first(&PROMPT)),
+    )
+}
+
+/// The parameter `api` says the model refuses, if it is one we sent (`sent` is the request
+/// body). OpenAI names it in `param`; others only in the message.
+pub(crate) fn refused_param(
+    status: u16,
+    api: &ApiError,
+    sent: &serde_json::Value,
+) -> Option<Param> {
+    if !matches!(status, 400 | 422 | 500 | 501) {
+        return None;
+    }
+    let lower = api.message.to_ascii_lowercase();
+    const REFUSALS: [&str; 10] = [
+        "unsupported parameter",
+        "unsupported value",
+        "not supported",
+        "does not support",
+        "unrecognized request argument",
+        "extra inputs are not permitted",
+        "extra_forbidden",
+        "unknown parameter",
+        "unexpected keyword",
+        "unsupported_parameter",
+    ];
+    let refusal = REFUSALS.iter().any(|r| lower.contains(r))
+        || matches!(
+            api.code.as_deref(),
+            Some("unsupported_parameter" | "unsupported_value")
+        );
+    if !refusal {
+        return None;
+    }
+    let by_param = api
+        .param
+        .as_deref()
+        .and_then(|p| Param::ALL.into_iter().find(|q| q.field() == p));
+    // Otherwise the first parameter the message names ("'max_tokens' is not supported … Use
+    // 'max_completion_tokens' instead" names the refused one first).
+    let by_message = || {
+        Param::ALL
+            .into_iter()
+            .filter_map(|q| word_at(&lower, q.field()).map(|at| (at, q)))
+            .min_by_key(|(at, _)| *at)
+            .map(|(_, q)| q)
+    };
+    by_param
+        .or_else(by_message)
+        .filter(|q| sent.get(q.field()).is_some())
+}
+
+/// Where `word` appears in `text` as a whole identifier (not inside a longer one).
+fn word_at(text: &str, word: &str) -> Option<usize> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word).map(|(i, _)| i).find(|&i| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(ident) && !after.is_some_and(ident)
+    })
+}
+
+/// Which content filter `api` says blocked the call, if any.
+fn content_filter(status: u16, api: &ApiError) -> Option<String> {
+    let code = api.code.as_deref().unwrap_or("");
+    let lower = api.message.to_ascii_lowercase();
+    if code == "content_filter" || lower.contains("content management policy") {
+        return Some("content_filter".into());
+    }
+    if code == "content_policy_violation" || lower.contains("contentpolicyviolationerror") {
+        return Some("content_policy_violation".into());
+    }
+    if status == 403 && api.moderation {
+        return Some("moderation".into());
+    }
+    None
+}
+
+/// Classifies an HTTP error response. `sent` is the request body that got it.
 pub(crate) fn classify(
     status: StatusCode,
     headers: &HeaderMap,
     api: &ApiError,
+    sent: &serde_json::Value,
     model: &str,
     key_env: &str,
 ) -> Verdict {
@@ -103,34 +306,43 @@ pub(crate) fn classify(
     let kind = api.kind.as_deref().unwrap_or("");
     let message = api.message.clone();
     let lower = message.to_ascii_lowercase();
+    let s = status.as_u16();
     let after = retry_after(headers);
 
-    if code == "insufficient_quota" || kind == "insufficient_quota" {
+    if code == "insufficient_quota" || kind == "insufficient_quota" || s == 402 {
         return Verdict::Fail(LlmError::QuotaExceeded { message });
     }
-    if (code == "context_length_exceeded"
-        || lower.contains("context length")
-        || lower.contains("context_length")
-        || lower.contains("maximum context")
-        || lower.contains("too many tokens"))
-        && (status.is_client_error() || status.is_server_error())
-    {
-        return Verdict::Fail(LlmError::ContextLength { message });
+    if (s == 413 || context_wording(api).is_some()) && s >= 400 {
+        let (window, prompt) = context_numbers(api);
+        return Verdict::Context {
+            message,
+            window,
+            prompt,
+        };
+    }
+    if let Some(filter) = content_filter(s, api) {
+        return Verdict::Fail(LlmError::ContentFiltered { filter, message });
+    }
+    if let Some(param) = refused_param(s, api, sent) {
+        return Verdict::ParamRefused { param, message };
     }
     // Servers that cannot do structured output say so in many ways: llama-cpp-python answers a
     // json_schema request with HTTP 500 and a validation error naming response_format.
-    if matches!(status.as_u16(), 400 | 422 | 500 | 501)
-        && (lower.contains("response_format")
+    if matches!(s, 400 | 422 | 500 | 501)
+        && (api.param.as_deref() == Some("response_format")
+            || lower.contains("response_format")
             || lower.contains("json_schema")
             || lower.contains("response format")
             || lower.contains("structured output"))
     {
         return Verdict::FormatRefused { message };
     }
-    match status.as_u16() {
-        429 => Verdict::RateLimited { after },
+    match s {
+        429 => Verdict::RateLimited {
+            after: after.or_else(|| try_again_in(&message)),
+        },
         401 | 403 => Verdict::Fail(LlmError::Unauthorized {
-            status: status.as_u16(),
+            status: s,
             message,
             key_env: key_env.to_string(),
         }),
@@ -141,16 +353,27 @@ pub(crate) fn classify(
         408 | 409 => Verdict::Retry {
             after,
             reason: format!("{status}"),
+            loading: false,
         },
         s if s >= 500 => Verdict::Retry {
             after,
-            reason: format!("{status}: {}", truncate(&message, 120)),
+            reason: format!("{status}: {}", truncate(&message, 160)),
+            loading: s == 503 && lower.contains("loading"),
         },
-        _ => Verdict::Fail(LlmError::BadRequest {
-            status: status.as_u16(),
-            message,
-        }),
+        _ => Verdict::Fail(LlmError::BadRequest { status: s, message }),
     }
+}
+
+/// "Try again in 5 seconds" in a 429's message (LiteLLM's router says when its cooldown ends
+/// there, and sends no `Retry-After`).
+fn try_again_in(message: &str) -> Option<Duration> {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)try again in (\d+(?:\.\d+)?) ?s(?:ec(?:ond)?s?)?\b")
+            .expect("valid regex")
+    });
+    let c = RE.captures(message)?;
+    let secs: f64 = c[1].parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| self::secs(secs))
 }
 
 /// Full-jitter exponential backoff: a random delay up to `min(max, base * 2^attempt)`.
@@ -272,13 +495,14 @@ mod tests {
     fn verdict(status: u16, code: Option<&str>, message: &str) -> Verdict {
         let api = ApiError {
             message: message.to_string(),
-            kind: None,
             code: code.map(str::to_string),
+            ..Default::default()
         };
         classify(
             StatusCode::from_u16(status).unwrap(),
             &HeaderMap::new(),
             &api,
+            &serde_json::json!({"temperature": 0.2, "max_tokens": 10}),
             "m",
             "OPENAI_API_KEY",
         )
@@ -300,7 +524,7 @@ mod tests {
         assert!(matches!(verdict(409, None, ""), Verdict::Retry { .. }));
         assert!(matches!(
             verdict(400, Some("context_length_exceeded"), "too long"),
-            Verdict::Fail(LlmError::ContextLength { .. })
+            Verdict::Context { .. }
         ));
         assert!(matches!(
             verdict(

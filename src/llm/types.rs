@@ -141,12 +141,21 @@ impl FinishReason {
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Of `completion_tokens`, those a reasoning model spent thinking (never shown). Absent in
+    /// replies cached before it was recorded, hence the default.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reasoning_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, rhs: Usage) {
         self.prompt_tokens += rhs.prompt_tokens;
         self.completion_tokens += rhs.completion_tokens;
+        self.reasoning_tokens += rhs.reasoning_tokens;
     }
 }
 
@@ -171,6 +180,9 @@ pub(crate) struct WireResponse {
     #[serde(default)]
     pub choices: Vec<WireChoice>,
     pub usage: Option<WireUsage>,
+    /// Gateways (OpenRouter) put an error here in an HTTP 200 when the model failed after the
+    /// request was accepted.
+    pub error: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +191,8 @@ pub(crate) struct WireChoice {
     /// Legacy completions-style servers put the text here.
     pub text: Option<String>,
     pub finish_reason: Option<String>,
+    /// OpenRouter: a choice that ended with `finish_reason: "error"` says why here.
+    pub error: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +221,14 @@ pub(crate) struct WireUsage {
     pub prompt_tokens: Option<u64>,
     #[serde(default)]
     pub completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub completion_tokens_details: Option<WireCompletionDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireCompletionDetails {
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
 }
 
 /// A successfully parsed reply body, before the client decides what to do with it.
@@ -219,17 +241,36 @@ pub(crate) enum ParsedReply {
     },
     /// The model declined to answer (`message.refusal`).
     Refusal(String),
+    /// An HTTP 200 whose body is an error (OpenRouter: "any error occurred while the LLM is
+    /// producing the output will be emitted in the response body"); `status` is the error's own
+    /// code when it is an HTTP status, else 502.
+    Error { status: u16, api: ApiError },
 }
 
 /// Parses a 2xx body. Errors describe what is wrong with the body (for the retry log).
 pub(crate) fn parse_reply(body: &str) -> Result<ParsedReply, String> {
-    let wire: WireResponse =
-        serde_json::from_str(body).map_err(|e| format!("reply body is not valid JSON ({e})"))?;
+    let wire: WireResponse = serde_json::from_str(body).map_err(|e| {
+        if looks_like_html(body) {
+            format!("reply is an HTML page, not JSON: {}", html_text(body))
+        } else {
+            format!("reply body is not valid JSON ({e})")
+        }
+    })?;
+    if wire.choices.is_empty()
+        && let Some(error) = &wire.error
+    {
+        return Ok(error_inside(error));
+    }
     let choice = wire
         .choices
         .into_iter()
         .next()
         .ok_or_else(|| "reply has no choices".to_string())?;
+    if choice.finish_reason.as_deref() == Some("error")
+        && let Some(error) = choice.error.as_ref().or(wire.error.as_ref())
+    {
+        return Ok(error_inside(error));
+    }
     let finish_reason = FinishReason::parse(choice.finish_reason.as_deref());
     let content = match (choice.message, choice.text) {
         (Some(m), _) if m.refusal.as_deref().is_some_and(|r| !r.is_empty()) => {
@@ -256,7 +297,14 @@ pub(crate) fn parse_reply(body: &str) -> Result<ParsedReply, String> {
         (_, Some(text)) => text,
         _ => String::new(),
     };
-    if content.trim().is_empty() && finish_reason != FinishReason::Length {
+    // An empty reply cut at the limit (a reasoning model that spent its budget thinking) and a
+    // filtered one are the client's to judge; any other empty reply is a server fault.
+    if content.trim().is_empty()
+        && !matches!(
+            finish_reason,
+            FinishReason::Length | FinishReason::ContentFilter
+        )
+    {
         return Err("reply has no content".to_string());
     }
     let usage = wire
@@ -266,6 +314,10 @@ pub(crate) fn parse_reply(body: &str) -> Result<ParsedReply, String> {
             (p, c) => Some(Usage {
                 prompt_tokens: p.unwrap_or(0),
                 completion_tokens: c.unwrap_or(0),
+                reasoning_tokens: u
+                    .completion_tokens_details
+                    .and_then(|d| d.reasoning_tokens)
+                    .unwrap_or(0),
             }),
         });
     Ok(ParsedReply::Reply {
@@ -275,41 +327,107 @@ pub(crate) fn parse_reply(body: &str) -> Result<ParsedReply, String> {
     })
 }
 
-/// The error object of an error body: `{"error": {"message", "type", "code"}}`, or whatever
-/// looks like it.
+/// The error object of an error body: `{"error": {"message", "type", "param", "code"}}`, or
+/// whatever looks like it, with what some servers add to it.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ApiError {
     pub message: String,
     pub kind: Option<String>,
     pub code: Option<String>,
+    /// The request field the error is about (OpenAI, Upstage, vLLM): `temperature`, `max_tokens`…
+    pub param: Option<String>,
+    /// llama.cpp's `exceed_context_size_error` carries the slot's context size and the prompt's
+    /// size as numbers beside the message.
+    pub n_ctx: Option<usize>,
+    pub n_prompt_tokens: Option<usize>,
+    /// OpenRouter's moderation error: `error.metadata` names the flagged input and the reasons.
+    pub moderation: bool,
 }
 
+/// Parses an error body (any status). Never fails: a body that is not JSON becomes the message,
+/// and an HTML page becomes its title or its text, on one line.
 pub(crate) fn parse_error(body: &str) -> ApiError {
     let value: serde_json::Value = match serde_json::from_str(body) {
         Ok(v) => v,
         Err(_) => {
+            let message = if looks_like_html(body) {
+                html_text(body)
+            } else {
+                one_line(body)
+            };
             return ApiError {
-                message: one_line(body),
+                message,
                 ..Default::default()
             };
         }
     };
-    let err = value.get("error").unwrap_or(&value);
+    api_error(value.get("error").unwrap_or(&value), &value, body)
+}
+
+fn api_error(err: &serde_json::Value, whole: &serde_json::Value, body: &str) -> ApiError {
     let text = |v: Option<&serde_json::Value>| match v {
         Some(serde_json::Value::String(s)) => Some(s.clone()),
         Some(serde_json::Value::Number(n)) => Some(n.to_string()),
         _ => None,
     };
+    let number = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_u64);
     let message = text(err.get("message"))
         .or_else(|| text(err.get("detail")))
-        .or_else(|| text(value.get("detail")))
+        .or_else(|| text(whole.get("detail")))
         .or_else(|| err.as_str().map(str::to_string))
         .unwrap_or_else(|| body.to_string());
+    let metadata = err.get("metadata");
     ApiError {
         message: one_line(&message),
         kind: text(err.get("type")),
         code: text(err.get("code")),
+        param: text(err.get("param")),
+        n_ctx: number(err.get("n_ctx")).map(|n| n as usize),
+        n_prompt_tokens: number(err.get("n_prompt_tokens")).map(|n| n as usize),
+        moderation: metadata
+            .is_some_and(|m| m.get("flagged_input").is_some() || m.get("reasons").is_some()),
     }
+}
+
+/// An error inside an HTTP 200 body, with the status it stands for.
+fn error_inside(error: &serde_json::Value) -> ParsedReply {
+    let api = api_error(error, error, &error.to_string());
+    let status = error
+        .get("code")
+        .and_then(|c| {
+            c.as_u64()
+                .or_else(|| c.as_str().and_then(|s| s.parse().ok()))
+        })
+        .filter(|c| (400..600).contains(c))
+        .unwrap_or(502) as u16;
+    ParsedReply::Error { status, api }
+}
+
+fn looks_like_html(body: &str) -> bool {
+    let head: String = body
+        .trim_start()
+        .chars()
+        .take(64)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head")
+}
+
+/// The title of an HTML error page (proxies, load balancers, captive portals), else its text,
+/// as one bounded line.
+fn html_text(body: &str) -> String {
+    static TITLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?is)<title[^>]*>(.*?)</title>").expect("valid regex")
+    });
+    static TAG: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?is)<(script|style)[^>]*>.*?</(script|style)>|<[^>]*>")
+            .expect("valid regex")
+    });
+    let text = match TITLE.captures(body) {
+        Some(c) if !c[1].trim().is_empty() => c[1].to_string(),
+        _ => TAG.replace_all(body, " ").into_owned(),
+    };
+    format!("HTML page: {}", one_line(&text))
 }
 
 /// A provider message as one log-friendly line of at most 300 characters: some servers put a
@@ -344,10 +462,72 @@ mod tests {
             "1 validation error: {'type': 'literal_error'} File \"app.py\", line 376 POST /v1/chat/completions"
         );
         assert_eq!(err.code.as_deref(), Some("400"));
-        let long = format!("<html>{}</html>", "x ".repeat(1000));
+        let long = format!("upstream said {}", "x ".repeat(1000));
         let msg = parse_error(&long).message;
         assert_eq!(msg.chars().count(), 301);
         assert!(msg.ends_with('…'));
+    }
+
+    #[test]
+    fn html_error_pages_become_their_title() {
+        let page = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title>\n<style>body{}</style></head>\n<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>";
+        assert_eq!(parse_error(page).message, "HTML page: 502 Bad Gateway");
+        let untitled =
+            "<html><body><script>var x = 1;</script><p>Service\n  unavailable</p></body></html>";
+        assert_eq!(
+            parse_error(untitled).message,
+            "HTML page: Service unavailable"
+        );
+        let err = parse_reply(page).unwrap_err();
+        assert!(err.contains("HTML page: 502 Bad Gateway"), "{err}");
+    }
+
+    #[test]
+    fn errors_inside_a_200_are_errors() {
+        // OpenRouter: the error object in place of the choices.
+        let body = r#"{"error":{"message":"Provider returned error","code":502,"metadata":{"raw":"boom","provider_name":"X"}},"user_id":"u"}"#;
+        match parse_reply(body).unwrap() {
+            ParsedReply::Error { status, api } => {
+                assert_eq!(status, 502);
+                assert_eq!(api.message, "Provider returned error");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A choice that ended in an error.
+        let body = r#"{"choices":[{"message":{"content":""},"finish_reason":"error","error":{"code":"429","message":"slow down"}}]}"#;
+        assert!(matches!(
+            parse_reply(body).unwrap(),
+            ParsedReply::Error { status: 429, .. }
+        ));
+        // A code that is not an HTTP status stands for 502.
+        let body = r#"{"error":{"message":"x","code":"server_error"}}"#;
+        assert!(matches!(
+            parse_reply(body).unwrap(),
+            ParsedReply::Error { status: 502, .. }
+        ));
+    }
+
+    #[test]
+    fn reasoning_tokens_and_error_details_are_read() {
+        let body = r#"{"choices":[{"message":{"content":""},"finish_reason":"length"}],"usage":{"prompt_tokens":100,"completion_tokens":2000,"completion_tokens_details":{"reasoning_tokens":2000}}}"#;
+        match parse_reply(body).unwrap() {
+            ParsedReply::Reply { usage, .. } => {
+                assert_eq!(usage.unwrap().reasoning_tokens, 2000)
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = parse_error(
+            r#"{"error":{"code":400,"message":"request (9000 tokens) exceeds the available context size (4096 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":9000,"n_ctx":4096}}"#,
+        );
+        assert_eq!((e.n_ctx, e.n_prompt_tokens), (Some(4096), Some(9000)));
+        let e = parse_error(
+            r#"{"error":{"message":"Unsupported parameter","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}}"#,
+        );
+        assert_eq!(e.param.as_deref(), Some("max_tokens"));
+        let e = parse_error(
+            r#"{"error":{"code":403,"message":"flagged","metadata":{"reasons":["x"],"flagged_input":"…","provider_name":null,"model_slug":"m"}}}"#,
+        );
+        assert!(e.moderation);
     }
 
     #[test]
@@ -365,7 +545,8 @@ mod tests {
                     usage,
                     Some(Usage {
                         prompt_tokens: 10,
-                        completion_tokens: 2
+                        completion_tokens: 2,
+                        reasoning_tokens: 0,
                     })
                 );
             }

@@ -37,7 +37,13 @@ async fn a_short_article_takes_exactly_one_call() {
     let env = TestEnv::new().await;
     env.article("economy/chips.txt", SHORT_ARTICLE);
     chat()
-        .respond_with(ok(&brief_reply()))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(completion_with_usage(
+                &brief_reply(),
+                700,
+                50,
+            )),
+        )
         .expect(1)
         .mount(&env.server)
         .await;
@@ -53,7 +59,8 @@ async fn a_short_article_takes_exactly_one_call() {
     assert_eq!(brief["entities"][0]["kind"], "organization");
     assert_eq!(brief["checks"]["unsupported_figures"], json!([]));
     assert_eq!(brief["usage"]["calls"], 1);
-    assert_eq!(brief["usage"]["prompt_tokens"], 100);
+    // The server's own count, as it reported it.
+    assert_eq!(brief["usage"]["prompt_tokens"], 700);
     assert_eq!(brief["source"]["encoding"], "UTF-8");
     assert_eq!(brief["source"]["title"], "반도체 수출 역대 최대");
     assert_eq!(brief["source"]["chunks"], 1);

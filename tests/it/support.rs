@@ -230,15 +230,27 @@ pub fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
-/// A chat-completions response carrying `content`.
+/// A chat-completions response carrying `content`, without `usage` (some servers send none;
+/// a made-up count would not match what was sent, and hanbrief reads a count far below what it
+/// sent as a prompt the server cut).
 pub fn completion(content: &str) -> Value {
     json!({
         "id": "chatcmpl-test",
         "object": "chat.completion",
         "model": "test-model",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]
     })
+}
+
+/// [`completion`] with the server's token counts.
+pub fn completion_with_usage(content: &str, prompt_tokens: u64, completion_tokens: u64) -> Value {
+    let mut reply = completion(content);
+    reply["usage"] = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens
+    });
+    reply
 }
 
 /// A valid brief reply about the standard test article.
