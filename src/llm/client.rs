@@ -565,6 +565,7 @@ impl ChatClient {
             connect_failures: 0,
             relearned: 0,
             loading_since: None,
+            loading_waits: 0,
             last_error: String::new(),
         };
         loop {
@@ -591,10 +592,20 @@ impl ChatClient {
                 });
             }
             // Never ask for more reply than the window leaves; a reasoning model gets room to
-            // think on top of the reply itself.
+            // think on top of the reply itself. A prompt that leaves less than half of the reply
+            // wanted is as good as too long (the reply would be cut): the caller splits it.
             let room = (window - prompt_estimate) as u32;
             let reasoning = self.reasoning_room();
-            let budget = call.max_tokens.saturating_add(reasoning).min(room);
+            let wanted = call.max_tokens.saturating_add(reasoning);
+            if room < (wanted / 2).max(64).min(wanted) {
+                return Err(LlmError::ContextLength {
+                    message: format!(
+                        "about {prompt_estimate} prompt tokens leave only {room} of the {wanted} \
+                         reply tokens wanted in a {window}-token window"
+                    ),
+                });
+            }
+            let budget = wanted.min(room);
             let mode = self.mode.load(Ordering::Relaxed);
             let body = self.body(&messages, &request.format, budget, mode);
 
@@ -735,8 +746,14 @@ impl ChatClient {
                         one_line(&call.last_error, 200)
                     );
                 }
-                wait.unwrap_or(Duration::from_secs(2))
-                    .clamp(Duration::from_millis(500), Duration::from_secs(10))
+                // Steps from the backoff base, doubling up to 10 s between looks.
+                let step = self
+                    .limits
+                    .backoff_base
+                    .saturating_mul(1 << call.loading_waits.min(10));
+                call.loading_waits += 1;
+                wait.unwrap_or(step)
+                    .clamp(Duration::from_millis(250), Duration::from_secs(10))
             } else {
                 call.attempt += 1;
                 if call.attempt > self.limits.max_retries {
@@ -1194,8 +1211,9 @@ struct Call {
     connect_failures: u32,
     /// Immediate re-sends after learning something (a refused parameter, the server's window).
     relearned: u32,
-    /// When the server was first seen loading its model.
+    /// When the server was first seen loading its model, and how often it was waited for.
     loading_since: Option<Instant>,
+    loading_waits: u32,
     last_error: String,
 }
 

@@ -167,11 +167,9 @@ pub const CONTEXT_WORDINGS: &[(&str, &str)] = &[
     ),
     ("llama.cpp server (type)", "exceed_context_size_error"),
     ("llama.cpp server", "exceeds the available context size"),
-    ("llama.cpp server", "is larger than the max context size"),
     ("vLLM 0.18+", "context length is only"),
     ("LiteLLM proxy", "contextwindowexceedederror"),
     ("Ollama", "longer than the context length"),
-    ("llama-cpp-python", "exceed context window"),
 ];
 
 /// The wording in `api` that says the prompt does not fit, if any.
@@ -549,6 +547,159 @@ mod tests {
             panic!()
         };
         assert!(e.is_fatal());
+    }
+
+    /// Every server's context error in `tests/data/providers` is recognised, and every wording
+    /// in [`CONTEXT_WORDINGS`] is some server's (no guessed patterns).
+    #[test]
+    fn context_wordings_are_the_servers_own() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/providers");
+        let mut used = std::collections::BTreeSet::new();
+        let mut context_fixtures = 0;
+        for server in std::fs::read_dir(&root).unwrap() {
+            let server = server.unwrap().path();
+            if !server.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(server).unwrap() {
+                let path = file.unwrap().path();
+                let fixture: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let mut recognised = false;
+                for reply in fixture["replies"].as_array().into_iter().flatten() {
+                    // Placeholders stand for numbers; any will do here.
+                    let body = reply["body"]
+                        .to_string()
+                        .replace("{{prompt_tokens}}", "5000")
+                        .replace("{{budget}}", "2000")
+                        .replace("{{total}}", "7000");
+                    let api = super::super::types::parse_error(&body);
+                    let haystack = format!(
+                        "{} {} {}",
+                        api.code.as_deref().unwrap_or(""),
+                        api.kind.as_deref().unwrap_or(""),
+                        api.message
+                    )
+                    .to_ascii_lowercase();
+                    for (_, needle) in CONTEXT_WORDINGS {
+                        if haystack.contains(needle) {
+                            used.insert(*needle);
+                        }
+                    }
+                    recognised |= context_wording(&api).is_some();
+                }
+                if fixture["behaviour"] == "context error" {
+                    context_fixtures += 1;
+                    assert!(recognised, "{}: not recognised", path.display());
+                }
+            }
+        }
+        assert!(context_fixtures >= 6);
+        for (server, needle) in CONTEXT_WORDINGS {
+            assert!(
+                used.contains(needle),
+                "{needle:?} ({server}) is in no fixture: a guessed wording"
+            );
+        }
+    }
+
+    #[test]
+    fn refused_parameters_are_named_by_param_or_message() {
+        let sent =
+            serde_json::json!({"temperature": 0.2, "max_tokens": 100, "reasoning_effort": "low"});
+        let api = |message: &str, param: Option<&str>| ApiError {
+            message: message.to_string(),
+            param: param.map(str::to_string),
+            ..Default::default()
+        };
+        let refused = |a: &ApiError| refused_param(400, a, &sent);
+        assert_eq!(
+            refused(&api(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+                None
+            )),
+            Some(Param::MaxTokens)
+        );
+        assert_eq!(
+            refused(&api(
+                "Unsupported value: 'temperature' does not support 0.2",
+                Some("temperature")
+            )),
+            Some(Param::Temperature)
+        );
+        assert_eq!(
+            refused(&api(
+                "Unrecognized request argument supplied: reasoning_effort",
+                None
+            )),
+            Some(Param::ReasoningEffort)
+        );
+        // Not a refusal: a value out of range is the user's to fix.
+        assert_eq!(
+            refused(&api("Invalid value for 'temperature': 3", None)),
+            None
+        );
+        // Refusing what was not sent teaches nothing.
+        assert_eq!(
+            refused(&api("Unsupported parameter: 'max_completion_tokens'", None)),
+            None
+        );
+        assert_eq!(
+            refused_param(429, &api("unsupported parameter temperature", None), &sent),
+            None
+        );
+    }
+
+    #[test]
+    fn numbers_in_context_errors_and_waits_in_429_messages() {
+        let api = |message: &str| ApiError {
+            message: message.to_string(),
+            ..Default::default()
+        };
+        assert_eq!(
+            context_numbers(&api(
+                "request (9000 tokens) exceeds the available context size (4096 tokens), try increasing it"
+            )),
+            (Some(4096), Some(9000))
+        );
+        assert_eq!(
+            context_numbers(&api(
+                "This model's maximum context length is 4097 tokens. However, your messages resulted in 5203 tokens."
+            )),
+            (Some(4097), Some(5203))
+        );
+        assert_eq!(
+            context_numbers(&api(
+                "'max_tokens' or 'max_completion_tokens' is too large: 2000. This model's maximum context length is 4096 tokens and your request has 2850 input tokens (2000 > 4096 - 2850)."
+            )),
+            (Some(4096), Some(2850))
+        );
+        assert_eq!(
+            try_again_in(
+                "No deployments available for selected model, Try again in 2.0 seconds. Passed model=x"
+            ),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            try_again_in("No deployments available for selected model."),
+            None
+        );
+        assert!(matches!(
+            verdict(402, None, "Insufficient credits"),
+            Verdict::Fail(LlmError::QuotaExceeded { .. })
+        ));
+        assert!(matches!(
+            verdict(400, Some("content_filter"), "The response was filtered"),
+            Verdict::Fail(LlmError::ContentFiltered { .. })
+        ));
+        assert!(matches!(
+            verdict(503, None, "Loading model"),
+            Verdict::Retry { loading: true, .. }
+        ));
+        assert!(matches!(
+            verdict(503, None, "upstream gone"),
+            Verdict::Retry { loading: false, .. }
+        ));
     }
 
     #[test]

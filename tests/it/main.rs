@@ -7,6 +7,7 @@ mod outputs;
 mod pipeline;
 mod provider;
 mod quality;
+mod servers;
 mod state;
 mod support;
 mod ux;
