@@ -319,8 +319,10 @@ pub struct BriefUsage {
     pub cached_calls: u32,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
-    /// Estimated cost of the calls made, from `[pricing]`, in US dollars.
-    pub cost_usd: f64,
+    /// Estimated cost of the calls made, in US dollars (see [`crate::pricing`]); `null` when
+    /// the model's price is unknown.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
 }
 
 /// A brief, as written to `<stem>.json`.

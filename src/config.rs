@@ -22,8 +22,10 @@ pub const ENV_PREFIX: &str = "HANBRIEF_";
 /// Environment variable naming a config file when `--config` is not given.
 pub const ENV_CONFIG_FILE: &str = "HANBRIEF_CONFIG";
 
-/// Tables whose keys are free-form (names chosen by the user) rather than a fixed schema.
-const FREE_TABLES: &[&str] = &["endpoint.query", "endpoint.headers", "glossary"];
+/// Tables whose keys are free-form (names chosen by the user) rather than a fixed schema. Their
+/// keys may contain dots (`"gpt-4.1"`), so a dotted key is split at the table, not at its last
+/// dot ([`split_key`]).
+const FREE_TABLES: &[&str] = &["endpoint.query", "endpoint.headers", "glossary", "pricing"];
 
 /// A configuration problem, named by key and, where it came from a file, by file and line.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +108,7 @@ pub struct FileConfig {
     pub prompts: PromptsFile,
     pub schedule: ScheduleFile,
     pub digest: DigestFile,
-    pub pricing: PricingFile,
+    pub pricing: BTreeMap<String, crate::pricing::Price>,
     pub glossary: BTreeMap<String, String>,
 }
 
@@ -178,13 +180,6 @@ pub struct ScheduleFile {
 pub struct DigestFile {
     pub max_tokens: i64,
     pub dir: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PricingFile {
-    pub input_per_million: f64,
-    pub output_per_million: f64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,22 +298,6 @@ pub struct DigestSettings {
     pub dir: PathBuf,
 }
 
-/// Prices for cost estimates, US dollars per million tokens.
-#[derive(Debug, Clone, Copy)]
-pub struct Pricing {
-    pub input_per_million: f64,
-    pub output_per_million: f64,
-}
-
-impl Pricing {
-    /// The cost of a number of prompt and completion tokens, in US dollars.
-    pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
-        (prompt_tokens as f64 * self.input_per_million
-            + completion_tokens as f64 * self.output_per_million)
-            / 1_000_000.0
-    }
-}
-
 /// Validated, typed configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -330,7 +309,8 @@ pub struct Settings {
     pub prompts_dir: Option<PathBuf>,
     pub schedule: ScheduleSettings,
     pub digest: DigestSettings,
-    pub pricing: Pricing,
+    /// Prices per model (`[pricing]`, OpenAI's list prices, free on this machine).
+    pub pricing: crate::pricing::Pricing,
     /// Korean name → pinned English rendering.
     pub glossary: BTreeMap<String, String>,
     /// The config file that was read, if any.
@@ -467,9 +447,15 @@ impl Layers {
     /// Sets one leaf, checking that the key exists (or lives in a free-form table) and that the
     /// value has the type of the default.
     fn set(&mut self, key: &str, value: toml::Value, source: Source) -> Result<(), ConfigError> {
-        let (parent, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+        let (parent, leaf) = split_key(key);
         let free = FREE_TABLES.contains(&parent);
-        if free {
+        if parent == "pricing" {
+            check_price(leaf, &value).map_err(|message| ConfigError::Invalid {
+                key: key.to_string(),
+                origin: source.to_string(),
+                message,
+            })?;
+        } else if free {
             if !value.is_str() {
                 return Err(ConfigError::WrongType {
                     key: key.to_string(),
@@ -730,14 +716,7 @@ impl Layers {
             dir: digest_dir,
         };
 
-        let p = &raw.pricing;
-        if p.input_per_million < 0.0 || p.output_per_million < 0.0 {
-            return Err(v.invalid("pricing", "a negative price", "prices of 0 or more"));
-        }
-        let pricing = Pricing {
-            input_per_million: p.input_per_million,
-            output_per_million: p.output_per_million,
-        };
+        let pricing = crate::pricing::Pricing::new(raw.pricing.clone(), &endpoint.base_url);
 
         for (ko, en) in &raw.glossary {
             if ko.trim().is_empty() || en.trim().is_empty() {
@@ -856,7 +835,8 @@ fn is_openai_host(base_url: &str) -> bool {
         .is_some_and(|h| h == "api.openai.com" || h.ends_with(".openai.azure.com"))
 }
 
-/// Every leaf (non-table value) with its dotted key. Free-form tables count as leaves' parents.
+/// Every leaf (non-table value) with its dotted key. Free-form tables count as leaves' parents:
+/// each of their entries is a leaf, even a table (`[pricing]`'s `{ input, output }`).
 fn leaves(table: &toml::Table, prefix: &str) -> Vec<(String, toml::Value)> {
     let mut out = Vec::new();
     for (k, v) in table {
@@ -866,11 +846,43 @@ fn leaves(table: &toml::Table, prefix: &str) -> Vec<(String, toml::Value)> {
             format!("{prefix}.{k}")
         };
         match v {
-            toml::Value::Table(t) => out.extend(leaves(t, &key)),
+            toml::Value::Table(t) if !FREE_TABLES.contains(&prefix) => out.extend(leaves(t, &key)),
             other => out.push((key, other.clone())),
         }
     }
     out
+}
+
+/// A dotted key as (table, leaf): at the free-form table it belongs to (whose keys may hold
+/// dots, `pricing.gpt-4.1`), else at its last dot.
+fn split_key(key: &str) -> (&str, &str) {
+    for table in FREE_TABLES {
+        if let Some(rest) = key.strip_prefix(table).and_then(|r| r.strip_prefix('.')) {
+            return (table, rest);
+        }
+    }
+    key.rsplit_once('.').unwrap_or(("", key))
+}
+
+/// A `[pricing]` entry must be `{ input = …, output = … }`, in dollars per million tokens.
+fn check_price(model: &str, value: &toml::Value) -> Result<(), String> {
+    let example = "{ input = 0.40, output = 1.60 } (US dollars per million tokens)";
+    if matches!(model, "input_per_million" | "output_per_million") {
+        return Err(format!(
+            "prices are per model now: write [pricing] \"MODEL\" = {example}; known OpenAI models need no entry"
+        ));
+    }
+    let price: crate::pricing::Price = value
+        .clone()
+        .try_into()
+        .map_err(|_| format!("expected {example}, not {}", describe(value)))?;
+    if [price.input, price.output]
+        .iter()
+        .any(|p| !p.is_finite() || *p < 0.0)
+    {
+        return Err(format!("prices must be 0 or more: {example}"));
+    }
+    Ok(())
 }
 
 fn lookup<'a>(table: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
@@ -953,7 +965,7 @@ fn parse_like(like: &toml::Value, raw: &str) -> Result<toml::Value, &'static str
 /// Finds the line (1-based) where a dotted key is set in a TOML text: the `key =` line inside
 /// its `[section]`, or a dotted/inline form. Best effort, for error messages and `config show`.
 fn find_key_line(text: &str, key: &str) -> Option<usize> {
-    let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+    let (section, leaf) = split_key(key);
     let mut current = String::new();
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
@@ -1173,6 +1185,39 @@ mod tests {
         assert_eq!(s.endpoint.context_window, 8192);
         let err = load_text("[endpoint]\nmodel = \"llama\"\ncontext_window = 1024\n").unwrap_err();
         assert!(err.to_string().contains("brief_max_tokens"), "{err}");
+    }
+
+    #[test]
+    fn prices_are_per_model_with_dotted_names() {
+        let s = load_text(
+            "[endpoint]\nmodel = \"gpt-4.1\"\n[pricing]\n\"gpt-4.1\" = { input = 1, output = 3.5 }\n\"*\" = { input = 0, output = 0 }\n",
+        )
+        .unwrap();
+        let (price, _) = s.pricing.price("gpt-4.1").unwrap();
+        assert_eq!((price.input, price.output), (1.0, 3.5));
+        assert_eq!(s.pricing.price("other").unwrap().0.input, 0.0);
+        let (key, value, source) = s
+            .provenance
+            .iter()
+            .find(|(k, _, _)| k == "pricing.gpt-4.1")
+            .expect("a dotted model name is one key");
+        assert!(value.contains("3.5"), "{key} = {value}");
+        assert!(
+            matches!(source, Source::File { line: Some(4), .. }),
+            "{source:?}"
+        );
+
+        let err = load_text("[pricing]\ninput_per_million = 0.4\n").unwrap_err();
+        assert!(err.to_string().contains("per model now"), "{err}");
+        let err = load_text("[pricing]\n\"m\" = 0.4\n").unwrap_err();
+        assert!(
+            err.to_string().contains("{ input = 0.40, output = 1.60 }"),
+            "{err}"
+        );
+        let err = load_text("[pricing]\n\"m\" = { input = -1, output = 1 }\n").unwrap_err();
+        assert!(err.to_string().contains("0 or more"), "{err}");
+        let err = load_text("[pricing]\n\"m\" = { input = 1, outptu = 1 }\n").unwrap_err();
+        assert!(err.to_string().contains("pricing.m"), "{err}");
     }
 
     #[test]

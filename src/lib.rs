@@ -36,6 +36,7 @@ pub mod mock;
 pub mod names;
 pub mod output;
 pub mod pipeline;
+pub mod pricing;
 pub mod progress;
 pub mod prompt;
 pub mod ratelimit;

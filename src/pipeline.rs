@@ -26,6 +26,7 @@ use crate::ingest::{self, InputFile, ReadError, Skip};
 use crate::llm::{ApiKey, ChatClient, LlmError};
 use crate::names::Names;
 use crate::output::{Claims, Naming, assign_names, looks_like_ours, with_suffix, write_atomic};
+use crate::pricing::Tier;
 use crate::progress::Progress;
 use crate::prompt::Prompts;
 use crate::report::{ArticleReport, RunReport, Status};
@@ -584,10 +585,11 @@ impl Context<'_> {
             report.calls = plan.planned_calls as u32;
             report.prompt_tokens = plan.est_prompt_tokens;
             report.completion_tokens = plan.est_completion_tokens;
-            report.cost_usd = self
-                .settings
-                .pricing
-                .cost(plan.est_prompt_tokens, plan.est_completion_tokens);
+            report.cost_usd = self.cost(crate::llm::Usage {
+                prompt_tokens: plan.est_prompt_tokens,
+                completion_tokens: plan.est_completion_tokens,
+                ..Default::default()
+            });
             return (report, None);
         }
         let mut t = Tally::default();
@@ -596,10 +598,7 @@ impl Context<'_> {
         report.cached_calls = t.cached_calls;
         report.prompt_tokens = t.usage.prompt_tokens;
         report.completion_tokens = t.usage.completion_tokens;
-        report.cost_usd = self
-            .settings
-            .pricing
-            .cost(t.usage.prompt_tokens, t.usage.completion_tokens);
+        report.cost_usd = self.cost(t.usage);
         let mut content = match result {
             Ok(c) => c,
             Err(e) => return (self.failed(report, e), hash),
@@ -682,6 +681,12 @@ impl Context<'_> {
         old.content == brief.content
             && old.checks == brief.checks
             && old.source.content_hash == brief.source.content_hash
+    }
+
+    /// What `usage` of the run's model costs (standard tier); `None` when its price is unknown.
+    fn cost(&self, usage: crate::llm::Usage) -> Option<f64> {
+        let model = &self.settings.endpoint.model;
+        self.settings.pricing.cost(model, usage, Tier::Standard)
     }
 
     fn failed(&self, mut report: ArticleReport, e: ArticleError) -> ArticleReport {

@@ -76,7 +76,7 @@ pub fn brief(b: &Brief) -> String {
     let u = &b.usage;
     let _ = writeln!(
         md,
-        "---\n<sub>Source: `{}` · {} · {} → {} chars · {} tokens · {} chunk{} · {} · {} call{}{} · ${:.4} · {}</sub>",
+        "---\n<sub>Source: `{}` · {} · {} → {} chars · {} tokens · {} chunk{} · {} · {} call{}{} · {} · {}</sub>",
         s.path,
         s.encoding,
         group(s.chars_raw),
@@ -92,7 +92,7 @@ pub fn brief(b: &Brief) -> String {
         } else {
             String::new()
         },
-        u.cost_usd,
+        crate::pricing::usd(u.cost_usd),
         b.generated_at,
     );
     md
@@ -143,7 +143,7 @@ pub fn digest(d: &Digest, briefs: &Path, from: &Path) -> String {
     let u = &d.usage;
     let _ = writeln!(
         md,
-        "---\n<sub>{} briefs · {} · {} call{}{} · ${:.4} · {}</sub>",
+        "---\n<sub>{} briefs · {} · {} call{}{} · {} · {}</sub>",
         d.briefs,
         u.model,
         u.calls,
@@ -153,7 +153,7 @@ pub fn digest(d: &Digest, briefs: &Path, from: &Path) -> String {
         } else {
             String::new()
         },
-        u.cost_usd,
+        crate::pricing::usd(u.cost_usd),
         d.generated_at
     );
     md

@@ -43,7 +43,8 @@ pub struct ArticleReport {
     pub cached_calls: u32,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
-    pub cost_usd: f64,
+    /// US dollars; `null` when the model's price is unknown.
+    pub cost_usd: Option<f64>,
     /// Figures in the brief the source does not support.
     #[serde(default)]
     pub unsupported_figures: usize,
@@ -65,7 +66,7 @@ impl ArticleReport {
             cached_calls: 0,
             prompt_tokens: 0,
             completion_tokens: 0,
-            cost_usd: 0.0,
+            cost_usd: Some(0.0),
             unsupported_figures: 0,
             elapsed_ms: 0,
         }
@@ -97,7 +98,8 @@ pub struct Totals {
     pub rate_limited: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
-    pub cost_usd: f64,
+    /// US dollars; `null` when some article's model has no known price.
+    pub cost_usd: Option<f64>,
 }
 
 /// The whole run.
@@ -131,6 +133,7 @@ impl RunReport {
             requests,
             retries,
             rate_limited,
+            cost_usd: Some(0.0),
             ..Totals::default()
         };
         for a in articles {
@@ -146,7 +149,7 @@ impl RunReport {
             t.cached_calls += a.cached_calls as u64;
             t.prompt_tokens += a.prompt_tokens;
             t.completion_tokens += a.completion_tokens;
-            t.cost_usd += a.cost_usd;
+            t.cost_usd = crate::pricing::sum([t.cost_usd, a.cost_usd]);
         }
         t
     }
@@ -173,7 +176,7 @@ impl RunReport {
         let t = &self.totals;
         let _ = writeln!(
             out,
-            "{} articles: {} written, {} unchanged, {} skipped, {} failed{} · {} calls ({} cached), {} retries, {} rate-limited · {} prompt + {} completion tokens · ${:.4} · {:.1}s",
+            "{} articles: {} written, {} unchanged, {} skipped, {} failed{} · {} calls ({} cached), {} retries, {} rate-limited · {} prompt + {} completion tokens · {} · {:.1}s",
             t.articles,
             t.written,
             t.unchanged,
@@ -190,12 +193,57 @@ impl RunReport {
             t.rate_limited,
             t.prompt_tokens,
             t.completion_tokens,
-            t.cost_usd,
+            match t.cost_usd {
+                Some(c) => format!("${c:.4}"),
+                None => format!("cost unknown (no price for {})", self.model),
+            },
             self.elapsed_s
         );
         if let Some(why) = &self.stopped {
             let _ = writeln!(out, "stopped early: {why}");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(articles: Vec<ArticleReport>) -> RunReport {
+        RunReport {
+            schema: "hanbrief.report/1".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            elapsed_s: 1.0,
+            model: "llama3".into(),
+            base_url: "https://example.com/v1".into(),
+            dry_run: false,
+            stopped: None,
+            exit_code: 0,
+            totals: RunReport::tally(&articles, 0, 0, 0),
+            articles,
+        }
+    }
+
+    #[test]
+    fn an_unknown_price_makes_the_total_unknown_not_zero() {
+        let mut a = ArticleReport::new("a.txt", Status::Written);
+        a.cost_usd = Some(0.25);
+        let mut b = ArticleReport::new("b.txt", Status::Written);
+        b.cost_usd = None;
+        let known = run(vec![a.clone()]);
+        assert_eq!(known.totals.cost_usd, Some(0.25));
+        assert!(known.summary_table().contains("$0.2500"));
+        let unknown = run(vec![a, b]);
+        assert_eq!(unknown.totals.cost_usd, None);
+        let table = unknown.summary_table();
+        assert!(
+            table.contains("cost unknown (no price for llama3)"),
+            "{table}"
+        );
+        assert!(!table.contains('$'), "{table}");
+        let json = serde_json::to_value(&unknown).unwrap();
+        assert!(json["totals"]["cost_usd"].is_null());
     }
 }

@@ -201,7 +201,7 @@ async fn tick(settings: &Settings, shutdown: &Shutdown, at: DateTime<Tz>) -> u8 
         skipped = t.skipped,
         failed = t.failed,
         calls = t.calls,
-        cost_usd = format!("{:.4}", t.cost_usd),
+        cost_usd = %t.cost_usd.map_or("unknown".to_string(), |c| format!("{c:.4}")),
         took = %humantime::format_duration(Duration::from_secs(started.elapsed().as_secs())),
         "tick done"
     );

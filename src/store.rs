@@ -159,7 +159,8 @@ pub struct RunSummary {
     pub failed: i64,
     pub calls: i64,
     pub cached_calls: i64,
-    pub cost_usd: f64,
+    /// US dollars; `None` when the run's model had no known price.
+    pub cost_usd: Option<f64>,
 }
 
 /// The state store of one output folder.
@@ -531,7 +532,9 @@ impl Store {
                     t.cached_calls as i64,
                     t.prompt_tokens as i64,
                     t.completion_tokens as i64,
-                    t.cost_usd,
+                    // The column cannot say "unknown" (NOT NULL in stores already out there):
+                    // readers take the cost from the report, where it is null then.
+                    t.cost_usd.unwrap_or(0.0),
                     serde_json::to_string(&history_report(report)).expect("a report serialises"),
                 ],
             )
@@ -544,7 +547,8 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
-                "SELECT id, started_at, finished_at, exit_code, written, unchanged, skipped, failed, calls, cached_calls, cost_usd
+                "SELECT id, started_at, finished_at, exit_code, written, unchanged, skipped, failed, calls, cached_calls,
+                        CASE WHEN report IS NULL THEN cost_usd ELSE json_extract(report, '$.totals.cost_usd') END
                  FROM runs ORDER BY id DESC LIMIT ?1",
             )
             .map_err(|e| self.err(e))?;
@@ -832,6 +836,35 @@ mod tests {
         assert_eq!(s.prune(std::time::Duration::from_secs(3600)).unwrap(), 1);
         assert_eq!(s.clear(false).unwrap(), 1);
         assert_eq!(s.stats().unwrap().calls, 0);
+    }
+
+    #[test]
+    fn run_history_keeps_an_unknown_cost_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let report = |cost: Option<f64>| {
+            let mut a = crate::report::ArticleReport::new("a.txt", crate::report::Status::Written);
+            a.cost_usd = cost;
+            let articles = vec![a];
+            crate::report::RunReport {
+                schema: "hanbrief.report/1".into(),
+                started_at: "t0".into(),
+                finished_at: "t1".into(),
+                elapsed_s: 1.0,
+                model: "m".into(),
+                base_url: "u".into(),
+                dry_run: false,
+                stopped: None,
+                exit_code: 0,
+                totals: crate::report::RunReport::tally(&articles, 1, 0, 0),
+                articles,
+            }
+        };
+        for cost in [Some(0.5), None] {
+            let id = s.start_run("summarize", "t0").unwrap();
+            s.finish_run(id, &report(cost)).unwrap();
+            assert_eq!(s.runs(1).unwrap()[0].cost_usd, cost);
+        }
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Result<u8> 
             if let Some(r) = &stats.last_run {
                 writeln!(
                     stdout,
-                    "last run   #{} {} → {}: {} written, {} unchanged, {} skipped, {} failed; {} calls, {} cached; ${:.4}; exit {}",
+                    "last run   #{} {} → {}: {} written, {} unchanged, {} skipped, {} failed; {} calls, {} cached; {}; exit {}",
                     r.id,
                     r.started_at,
                     r.finished_at.as_deref().unwrap_or("(did not finish)"),
@@ -101,7 +101,7 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Result<u8> 
                     r.failed,
                     r.calls,
                     r.cached_calls,
-                    r.cost_usd,
+                    crate::pricing::usd(r.cost_usd),
                     r.exit_code.map_or("-".to_string(), |c| c.to_string())
                 )?;
             }

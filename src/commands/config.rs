@@ -58,6 +58,11 @@ pub(super) fn show(settings: &Settings) -> Result<()> {
         },
         settings.endpoint.max_tokens_field.as_str()
     )?;
+    writeln!(
+        out,
+        "# price: {}",
+        settings.pricing.describe(&settings.endpoint.model)
+    )?;
     Ok(())
 }
 

@@ -67,13 +67,13 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
             let d = &done.digest;
             let stories: usize = d.topics.iter().map(|t| t.stories.len()).sum();
             eprintln!(
-                "digest of {} briefs: {} stories in {} topics · {} calls ({} cached) · ${:.4}",
+                "digest of {} briefs: {} stories in {} topics · {} calls ({} cached) · {}",
                 d.briefs,
                 stories,
                 d.topics.len(),
                 d.usage.calls,
                 d.usage.cached_calls,
-                d.usage.cost_usd
+                crate::pricing::usd(d.usage.cost_usd)
             );
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{}", done.md.display())?;

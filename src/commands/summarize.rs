@@ -101,7 +101,8 @@ fn print_plan(report: &crate::report::RunReport) -> Result<()> {
                 render::group(a.tokens),
                 a.chunks,
                 a.calls,
-                format!("${:.4}", a.cost_usd),
+                a.cost_usd
+                    .map_or("unknown".to_string(), |c| format!("${c:.4}")),
                 a.path
             )?,
             _ => writeln!(
@@ -119,13 +120,19 @@ fn print_plan(report: &crate::report::RunReport) -> Result<()> {
     let t = &report.totals;
     writeln!(
         out,
-        "{} articles ({} skipped): {} calls, at most {} prompt + {} completion tokens, at most ${:.4} with model {}",
+        "{} articles ({} skipped): {} calls, at most {} prompt + {} completion tokens, {} with model {}",
         t.articles,
         t.skipped,
         t.calls,
         t.prompt_tokens,
         t.completion_tokens,
-        t.cost_usd,
+        match t.cost_usd {
+            Some(c) => format!("at most ${c:.4}"),
+            None => format!(
+                "unknown cost ({})",
+                crate::pricing::how_to_price(&report.model)
+            ),
+        },
         report.model
     )?;
     Ok(())

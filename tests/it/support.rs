@@ -57,9 +57,10 @@ backoff_base = "10ms"
 backoff_max = "50ms"
 shutdown_grace = "2s"
 
+# The server is on loopback, which is free unless priced: price the test model, so that
+# costs are computed and checked.
 [pricing]
-input_per_million = 1.0
-output_per_million = 2.0
+"test-model" = {{ input = 1.0, output = 2.0 }}
 "#,
             uri = self.server.uri()
         );
