@@ -259,7 +259,8 @@ pub enum CacheCommand {
     },
     /// Remove every cached call (the next run pays for every call again).
     Clear {
-        /// Also forget the article manifest and the run history.
+        /// Also forget the article manifest, the names registry, what was learned about
+        /// endpoints, and the run history.
         #[arg(long)]
         all: bool,
     },

@@ -792,19 +792,28 @@ pub async fn run(
         stop.clone(),
     )?;
     let store = crate::store::Store::open_existing(briefs_dir)
+        .await
         .ok()
         .flatten();
-    if let Some(store) = store {
-        client = client.with_cache(std::sync::Arc::new(crate::store::StoreCache {
-            store: std::sync::Arc::new(store),
-            model: settings.endpoint.model.clone(),
-            read: true,
-        }));
+    if let Some(store) = &store {
+        client = client
+            .with_cache(std::sync::Arc::new(crate::store::StoreCache {
+                store: store.clone(),
+                model: settings.endpoint.model.clone(),
+                read: true,
+            }))
+            .await;
     }
     let mut tally = Tally::default();
     let digest = Digester::new(&client, &prompts, settings)
         .digest(&briefs, date, &mut tally)
-        .await?;
+        .await;
+    if let Some(store) = &store
+        && let Err(e) = store.flush().await
+    {
+        tracing::debug!("cannot record when cached calls were last used ({e})");
+    }
+    let digest = digest?;
     let (json, md) = write(&digest, briefs_dir, stem)?;
     Ok(Done { digest, json, md })
 }

@@ -9,10 +9,9 @@
 //! is renamed, in the entity list and in every English field, and the brief's checks say so.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use crate::brief::BriefContent;
-use crate::store::Store;
 
 /// One renaming done to a brief.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +44,6 @@ impl std::fmt::Display for Renaming {
 pub struct Names {
     pinned: BTreeMap<String, String>,
     seen: Mutex<BTreeMap<String, String>>,
-    store: Option<Arc<Store>>,
 }
 
 /// A name as compared: no spaces, middle dots or hyphens.
@@ -56,20 +54,14 @@ fn key(ko: &str) -> String {
 }
 
 impl Names {
-    /// A registry with the glossary's pins and the renderings the store remembers.
-    pub fn new(glossary: &BTreeMap<String, String>, store: Option<Arc<Store>>) -> Names {
+    /// A registry with the glossary's pins and the renderings earlier runs settled (`known`,
+    /// from the state store).
+    pub fn new(glossary: &BTreeMap<String, String>, known: Vec<(String, String)>) -> Names {
         let pinned = glossary.iter().map(|(k, v)| (key(k), v.clone())).collect();
-        let seen = store
-            .as_ref()
-            .and_then(|s| s.names().ok())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (key(&k), v))
-            .collect();
+        let seen = known.into_iter().map(|(k, v)| (key(&k), v)).collect();
         Names {
             pinned,
             seen: Mutex::new(seen),
-            store,
         }
     }
 
@@ -86,9 +78,10 @@ impl Names {
     }
 
     /// Makes `content` use the canonical renderings; records renderings of names not seen
-    /// before. Returns what was renamed.
-    pub fn unify(&self, content: &mut BriefContent) -> Vec<Renaming> {
+    /// before. Returns what was renamed, and the new renderings (for the state store).
+    pub fn unify(&self, content: &mut BriefContent) -> (Vec<Renaming>, Vec<(String, String)>) {
         let mut renamings = Vec::new();
+        let mut new = Vec::new();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         for e in &mut content.entities {
             let k = key(&e.ko);
@@ -112,11 +105,7 @@ impl Names {
                 Some(_) => {}
                 None => {
                     seen.insert(k, e.en.clone());
-                    if let Some(store) = &self.store
-                        && let Err(err) = store.add_name(&e.ko, &e.en)
-                    {
-                        tracing::warn!("cannot remember the rendering of {} ({err})", e.ko);
-                    }
+                    new.push((e.ko.clone(), e.en.clone()));
                 }
             }
         }
@@ -124,7 +113,7 @@ impl Names {
         for r in &renamings {
             rename_english(content, &r.from, &r.to);
         }
-        renamings
+        (renamings, new)
     }
 }
 
@@ -200,11 +189,11 @@ mod tests {
 
     #[test]
     fn the_first_rendering_becomes_canonical() {
-        let names = Names::new(&BTreeMap::new(), None);
+        let names = Names::new(&BTreeMap::new(), Vec::new());
         let mut first = content("Choi Tae-won");
-        assert!(names.unify(&mut first).is_empty());
+        assert!(names.unify(&mut first).0.is_empty());
         let mut second = content("Chey Tae-won");
-        let r = names.unify(&mut second);
+        let (r, _) = names.unify(&mut second);
         assert_eq!(r.len(), 1);
         assert_eq!(second.entities[0].en, "Choi Tae-won");
         assert_eq!(
@@ -237,20 +226,21 @@ mod tests {
     #[test]
     fn the_glossary_wins() {
         let glossary = BTreeMap::from([("최 태원".to_string(), "Chey Tae-won".to_string())]);
-        let names = Names::new(&glossary, None);
+        let names = Names::new(&glossary, Vec::new());
         let mut c = content("Choi Tae-won");
-        let r = names.unify(&mut c);
+        let (r, _) = names.unify(&mut c);
         assert!(r[0].pinned);
         assert_eq!(c.title.en, "Chey Tae-won speaks");
         assert_eq!(names.canonical("최태원").as_deref(), Some("Chey Tae-won"));
     }
 
-    #[test]
-    fn renderings_persist_in_the_store() {
+    #[tokio::test]
+    async fn renderings_persist_in_the_store() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        Names::new(&BTreeMap::new(), Some(store.clone())).unify(&mut content("Choi Tae-won"));
-        let later = Names::new(&BTreeMap::new(), Some(store));
+        let store = crate::store::Store::open(dir.path()).await.unwrap();
+        let (_, new) = Names::new(&BTreeMap::new(), Vec::new()).unify(&mut content("Choi Tae-won"));
+        store.add_names(new).await.unwrap();
+        let later = Names::new(&BTreeMap::new(), store.names().await.unwrap());
         let mut c = content("Chey Tae-won");
         later.unify(&mut c);
         assert_eq!(c.entities[0].en, "Choi Tae-won");

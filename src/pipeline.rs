@@ -98,7 +98,7 @@ struct Context<'a> {
     summarizer: Summarizer<'a>,
     shutdown: &'a Shutdown,
     /// The state store (cache, manifest, runs); absent only for a dry run in a new folder.
-    store: Option<Arc<Store>>,
+    store: Option<Store>,
     /// Hash of everything besides the article that shapes a brief: [`settings_fingerprint`].
     settings_hash: String,
     /// The first fatal provider error, which stops the run.
@@ -216,10 +216,9 @@ pub async fn run(
         false => Some(RunLock::acquire(&opts.out)?),
     };
     let store = match opts.dry_run {
-        true => Store::open_read_only(&opts.out)?,
-        false => Some(Store::open(&opts.out)?),
-    }
-    .map(Arc::new);
+        true => Store::open_read_only(&opts.out).await?,
+        false => Some(Store::open(&opts.out).await?),
+    };
 
     let tokenizer = Tokenizer::new(settings.chunking.encoding);
     let key = ApiKey::from_env(&settings.endpoint.api_key_env);
@@ -231,11 +230,13 @@ pub async fn run(
         shutdown.stop.clone(),
     )?;
     if let Some(store) = store.as_ref().filter(|_| !opts.dry_run) {
-        client = client.with_cache(Arc::new(StoreCache {
-            store: store.clone(),
-            model: settings.endpoint.model.clone(),
-            read: !opts.force,
-        }));
+        client = client
+            .with_cache(Arc::new(StoreCache {
+                store: store.clone(),
+                model: settings.endpoint.model.clone(),
+                read: !opts.force,
+            }))
+            .await;
     }
     if let Some(p) = &opts.progress {
         p.watch(client.stats_handle(), client.limiter_handle());
@@ -250,12 +251,12 @@ pub async fn run(
             }),
         })?;
     let run_id = match store.as_ref().filter(|_| !opts.dry_run) {
-        Some(s) => Some(s.start_run("summarize", &started_at)?),
+        Some(s) => Some(s.start_run("summarize", &started_at).await?),
         None => None,
     };
     let claims = match &store {
         Some(s) => {
-            let entries = s.article_outputs()?;
+            let entries = s.article_outputs().await?;
             Claims::new(entries.iter().map(|(k, o)| (k.as_str(), o.as_slice())))
         }
         None => Claims::default(),
@@ -269,7 +270,13 @@ pub async fn run(
         store: store.clone(),
         settings_hash: settings_fingerprint(settings, &prompts),
         fatal: Mutex::new(None),
-        names: Names::new(&settings.glossary, store.clone().filter(|_| !opts.dry_run)),
+        names: Names::new(
+            &settings.glossary,
+            match &store {
+                Some(s) => s.names().await?,
+                None => Vec::new(),
+            },
+        ),
     };
 
     let names = assign_names(&found.files, &ctx.claims);
@@ -340,7 +347,7 @@ pub async fn run(
         write_atomic(&path, json.as_bytes()).map_err(|source| RunError::Output { path, source })?;
     }
     if let (Some(store), Some(id)) = (&store, run_id) {
-        store.finish_run(id, &report)?;
+        store.finish_run(id, &report).await?;
     }
     Ok(report)
 }
@@ -408,7 +415,7 @@ impl Context<'_> {
             Status::Unchanged => tracing::debug!(path = %report.path, "unchanged"),
             _ => {}
         }
-        self.remember(naming, content_hash, &report);
+        self.remember(naming, content_hash, &report).await;
         if let Some(p) = &self.opts.progress {
             p.finished(report.status);
         }
@@ -418,7 +425,12 @@ impl Context<'_> {
     /// Records the article's outcome in the manifest (what is not done keeps its old entry). An
     /// article that is not written keeps the outputs an earlier run wrote: they are still on
     /// disk, and their names still belong to it.
-    fn remember(&self, naming: &Naming, content_hash: Option<String>, report: &ArticleReport) {
+    async fn remember(
+        &self,
+        naming: &Naming,
+        content_hash: Option<String>,
+        report: &ArticleReport,
+    ) {
         let (Some(store), Some(content_hash)) = (&self.store, content_hash) else {
             return;
         };
@@ -435,6 +447,7 @@ impl Context<'_> {
             self.output_names(&naming.stem)
         } else {
             self.manifest_entry(naming)
+                .await
                 .map(|e| e.outputs)
                 .unwrap_or_default()
         };
@@ -450,20 +463,17 @@ impl Context<'_> {
             updated_at: chrono::Utc::now().timestamp(),
         };
         let recorded = store
-            .record_article(&entry)
-            .and_then(|()| match &naming.legacy_key {
-                Some(old) => store.forget_article(old),
-                None => Ok(()),
-            });
+            .record_article(&entry, naming.legacy_key.as_deref())
+            .await;
         if let Err(e) = recorded {
             tracing::warn!("cannot record {} in the manifest ({e})", report.path);
         }
     }
 
     /// The article's manifest entry, under its key or the key an older hanbrief gave it.
-    fn manifest_entry(&self, naming: &Naming) -> Option<ManifestEntry> {
+    async fn manifest_entry(&self, naming: &Naming) -> Option<ManifestEntry> {
         let key = naming.legacy_key.as_ref().unwrap_or(&naming.key);
-        self.store.as_ref()?.article(key).ok().flatten()
+        self.store.as_ref()?.article(key).await.ok().flatten()
     }
 
     /// Why the article's outputs cannot be written where its name puts them, found before any
@@ -506,13 +516,13 @@ impl Context<'_> {
 
     /// Whether the manifest shows this exact article already briefed with these settings, with
     /// its outputs still in place.
-    fn unchanged(&self, naming: &Naming, content_hash: &str) -> bool {
+    async fn unchanged(&self, naming: &Naming, content_hash: &str) -> bool {
         // A pipe wants every brief on stdout, so nothing is skipped (the calls are cached).
         if self.opts.force || self.opts.jsonl {
             return false;
         }
         let stem = &naming.stem;
-        let Some(entry) = self.manifest_entry(naming) else {
+        let Some(entry) = self.manifest_entry(naming).await else {
             return false;
         };
         entry.status == "written"
@@ -548,7 +558,7 @@ impl Context<'_> {
         };
         let content_hash = ingest::content_hash(&bytes);
         let hash = Some(content_hash.clone());
-        if self.unchanged(naming, &content_hash) {
+        if self.unchanged(naming, &content_hash).await {
             let mut report = ArticleReport::new(path, Status::Unchanged)
                 .because("unchanged since its brief was written");
             report.outputs = self
@@ -604,7 +614,12 @@ impl Context<'_> {
             Err(e) => return (self.failed(report, e), hash),
         };
 
-        let renamings = self.names.unify(&mut content);
+        let (renamings, new_names) = self.names.unify(&mut content);
+        if let Some(store) = &self.store
+            && let Err(err) = store.add_names(new_names).await
+        {
+            tracing::warn!("cannot remember the renderings of names ({err})");
+        }
         let mut checks = crate::check::check(&content, &cleaned.text, &self.settings.glossary);
         checks.warnings.extend(decode_warning);
         checks.warnings.extend(t.warnings.iter().cloned());

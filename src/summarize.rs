@@ -520,7 +520,7 @@ impl JsonCall<'_> {
             Err(problem) => problem,
         };
         // Not kept: the next run asks again instead of failing the same way for free.
-        self.client.forget(&first);
+        self.client.forget(&first).await;
         let (purpose, what) = (self.purpose, self.what);
         tracing::info!(%purpose, %problem, "the reply is not a valid {what}; asking once more");
         tracing::debug!(reply = %excerpt(&reply.content), "the invalid reply");
@@ -533,10 +533,13 @@ impl JsonCall<'_> {
         let repair = request(repair, Purpose::Repair, None);
         let reply = self.client.chat(repair.clone()).await?;
         tally.add(&reply);
-        parse(&reply.content).map_err(|problem| {
-            self.client.forget(&repair);
-            ArticleError::InvalidReply { what, problem }
-        })
+        match parse(&reply.content) {
+            Ok(value) => Ok(value),
+            Err(problem) => {
+                self.client.forget(&repair).await;
+                Err(ArticleError::InvalidReply { what, problem })
+            }
+        }
     }
 }
 

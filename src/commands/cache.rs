@@ -12,7 +12,7 @@ use crate::config::Overrides;
 use crate::error::EXIT_OK;
 
 /// `hanbrief cache stats|prune|clear` on the state store of the output folder.
-pub(super) fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Result<u8> {
+pub(super) async fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Result<u8> {
     use crate::cli::CacheCommand;
     use crate::store::{RunLock, Store};
     let settings = load_settings(
@@ -23,7 +23,7 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Result<u8> 
         },
     )?;
     let out = &settings.output.dir;
-    let Some(store) = Store::open_existing(out)? else {
+    let Some(store) = Store::open_existing(out).await? else {
         bail!(
             "{} has no state store yet (it is created by the first `hanbrief summarize -o {}`)",
             out.display(),
@@ -33,7 +33,7 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Result<u8> 
     let mut stdout = std::io::stdout().lock();
     match args.command {
         CacheCommand::Stats { json } => {
-            let stats = store.stats()?;
+            let stats = store.stats().await?;
             if json {
                 serde_json::to_writer_pretty(&mut stdout, &stats)?;
                 writeln!(stdout)?;
@@ -108,7 +108,7 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Result<u8> 
         }
         CacheCommand::Prune { older_than } => {
             let _lock = RunLock::acquire(out)?;
-            let n = store.prune(older_than)?;
+            let n = store.prune(older_than).await?;
             writeln!(
                 stdout,
                 "removed {n} cached calls not used for {}",
@@ -117,12 +117,12 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Result<u8> 
         }
         CacheCommand::Clear { all } => {
             let _lock = RunLock::acquire(out)?;
-            let n = store.clear(all)?;
+            let n = store.clear(all).await?;
             writeln!(
                 stdout,
                 "removed {n} cached calls{}",
                 if all {
-                    ", the article manifest and the run history"
+                    ", the article manifest, the names registry, what was learned about endpoints and the run history"
                 } else {
                     ""
                 }

@@ -53,7 +53,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Prompts(cmd) => prompts::run(&cli.global.config, cmd),
         Command::MockProvider(args) => mock_provider::run(args).await,
-        Command::Cache(args) => cache::run(&cli.global.config, args),
+        Command::Cache(args) => cache::run(&cli.global.config, args).await,
         Command::Digest(args) => digest::run(&cli.global.config, args).await,
         Command::Schedule(args) => schedule::run(&cli.global.config, args).await,
         Command::Eval(args) => eval::run(&cli.global.config, args).await,

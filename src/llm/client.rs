@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -75,19 +76,26 @@ impl std::fmt::Debug for ApiKey {
 }
 
 /// The state the client keeps between runs: finished calls, keyed by everything that shapes the
-/// answer, and what it learned about an endpoint's habits ([`super::quirks`]).
+/// answer, and what it learned about an endpoint's habits ([`super::quirks`]). Lookups are
+/// asynchronous, so that a cache on disk is never read on the runtime's workers (see `store`).
 pub trait CallCache: Send + Sync {
     /// The reply stored under `key`, if any.
-    fn get(&self, key: &str) -> Option<ChatReply>;
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Option<ChatReply>>;
     /// Stores a finished call; `purpose` is for statistics.
-    fn put(&self, key: &str, purpose: &str, reply: &ChatReply);
+    fn put<'a>(&'a self, key: &'a str, purpose: &'a str, reply: &'a ChatReply)
+    -> BoxFuture<'a, ()>;
     /// Drops a stored call (its reply turned out unusable: a later run must ask again).
-    fn forget(&self, key: &str);
+    fn forget<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()>;
     /// What earlier runs learned about `model` at `endpoint`, as key/value pairs.
-    fn quirks(&self, _endpoint: &str, _model: &str) -> Vec<(String, String)> {
-        Vec::new()
+    fn quirks<'a>(
+        &'a self,
+        _endpoint: &'a str,
+        _model: &'a str,
+    ) -> BoxFuture<'a, Vec<(String, String)>> {
+        Box::pin(async { Vec::new() })
     }
-    /// Remembers one thing learned about `model` at `endpoint`.
+    /// Remembers one thing learned about `model` at `endpoint`. Must not block: called from
+    /// the middle of a call, it queues the write.
     fn learn(&self, _endpoint: &str, _model: &str, _key: &str, _value: &str) {}
 }
 
@@ -390,8 +398,8 @@ impl ChatClient {
 
     /// Routes every call through `cache`, and starts from what earlier runs learned about this
     /// endpoint and model.
-    pub fn with_cache(mut self, cache: Arc<dyn CallCache>) -> ChatClient {
-        self.quirks.attach(cache.clone());
+    pub async fn with_cache(mut self, cache: Arc<dyn CallCache>) -> ChatClient {
+        self.quirks.attach(cache.clone()).await;
         let learned = self.quirks.get();
         if self.endpoint.structured_output == StructuredOutput::Auto
             && let Some(mode) = learned
@@ -497,10 +505,12 @@ impl ChatClient {
 
     /// Drops the cached reply to `request`, if any: the caller found it unusable (not a valid
     /// brief), and a later run must ask the model again rather than fail the same way for free.
-    pub fn forget(&self, request: &ChatRequest) {
+    pub async fn forget(&self, request: &ChatRequest) {
         if let Some(cache) = &self.cache {
             let messages = self.wire_messages(&request.messages);
-            cache.forget(&cache_key(&self.endpoint, &messages, request));
+            cache
+                .forget(&cache_key(&self.endpoint, &messages, request))
+                .await;
         }
     }
 
@@ -548,7 +558,7 @@ impl ChatClient {
         let messages = self.wire_messages(&request.messages);
         let key = cache_key(&self.endpoint, &messages, &request);
         if let Some(cache) = &self.cache
-            && let Some(mut reply) = cache.get(&key)
+            && let Some(mut reply) = cache.get(&key).await
         {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
             reply.cached = true;
@@ -654,7 +664,7 @@ impl ChatClient {
                             ) {
                                 Ok(reply) => {
                                     if let Some(cache) = &self.cache {
-                                        cache.put(&key, &request.purpose.to_string(), &reply);
+                                        cache.put(&key, &request.purpose.to_string(), &reply).await;
                                     }
                                     return Ok(reply);
                                 }

@@ -114,8 +114,8 @@ impl Quirks {
     }
 
     /// Loads what earlier runs learned from `store`, and writes what this run learns to it.
-    pub fn attach(&self, store: Arc<dyn CallCache>) {
-        let rows = store.quirks(&self.endpoint, &self.model);
+    pub async fn attach(&self, store: Arc<dyn CallCache>) {
+        let rows = store.quirks(&self.endpoint, &self.model).await;
         {
             let mut state = self.lock();
             for (k, v) in &rows {
@@ -193,25 +193,36 @@ pub fn reasoning_room(effort: Option<&str>) -> u32 {
 mod tests {
     use super::*;
     use crate::llm::ChatReply;
+    use futures::future::BoxFuture;
 
     /// A store in memory.
     #[derive(Default)]
     struct Memory(Mutex<Vec<(String, String, String, String)>>);
 
     impl CallCache for Memory {
-        fn get(&self, _: &str) -> Option<ChatReply> {
-            None
+        fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<ChatReply>> {
+            Box::pin(async { None })
         }
-        fn put(&self, _: &str, _: &str, _: &ChatReply) {}
-        fn forget(&self, _: &str) {}
-        fn quirks(&self, endpoint: &str, model: &str) -> Vec<(String, String)> {
-            self.0
+        fn put<'a>(&'a self, _: &'a str, _: &'a str, _: &'a ChatReply) -> BoxFuture<'a, ()> {
+            Box::pin(async {})
+        }
+        fn forget<'a>(&'a self, _: &'a str) -> BoxFuture<'a, ()> {
+            Box::pin(async {})
+        }
+        fn quirks<'a>(
+            &'a self,
+            endpoint: &'a str,
+            model: &'a str,
+        ) -> BoxFuture<'a, Vec<(String, String)>> {
+            let rows = self
+                .0
                 .lock()
                 .unwrap()
                 .iter()
                 .filter(|r| r.0 == endpoint && r.1 == model)
                 .map(|r| (r.2.clone(), r.3.clone()))
-                .collect()
+                .collect();
+            Box::pin(async move { rows })
         }
         fn learn(&self, endpoint: &str, model: &str, key: &str, value: &str) {
             self.0
@@ -221,18 +232,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn learned_quirks_are_kept_per_endpoint_and_model() {
+    #[tokio::test]
+    async fn learned_quirks_are_kept_per_endpoint_and_model() {
         let store = Arc::new(Memory::default());
         let q = Quirks::new("https://api.openai.com/v1", "gpt-5-mini");
-        q.attach(store.clone());
+        q.attach(store.clone()).await;
         assert!(q.learn("drop:temperature", "1"));
         assert!(!q.learn("drop:temperature", "1"), "not news twice");
         assert!(q.learn("max_tokens_field", "max_completion_tokens"));
         assert_eq!(store.0.lock().unwrap().len(), 2);
 
         let again = Quirks::new("https://api.openai.com/v1", "gpt-5-mini");
-        again.attach(store.clone());
+        again.attach(store.clone()).await;
         let l = again.get();
         assert!(l.no_temperature);
         assert_eq!(
@@ -242,7 +253,7 @@ mod tests {
         assert!(l.describe().unwrap().contains("no temperature"));
 
         let other = Quirks::new("https://api.openai.com/v1", "gpt-4.1-mini");
-        other.attach(store);
+        other.attach(store).await;
         assert_eq!(other.get(), Learned::default());
         assert_eq!(other.get().describe(), None);
     }
