@@ -679,6 +679,112 @@ mod tests {
         assert_eq!(l.stats().rate_limited, 1);
     }
 
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[tokio::test]
+    async fn limits_of_zero_negative_or_words_are_ignored() {
+        let l = Limiter::new(limits(600, 100_000));
+        for pairs in [
+            &[
+                ("x-ratelimit-limit-requests", "0"),
+                ("x-ratelimit-limit-tokens", "0"),
+                ("x-ratelimit-remaining-requests", "0"),
+                ("x-ratelimit-remaining-tokens", "0"),
+                ("x-ratelimit-reset-requests", "1m"),
+                ("x-ratelimit-reset-tokens", "1m"),
+            ][..],
+            &[
+                ("x-ratelimit-limit-tokens", "-1"),
+                ("x-ratelimit-remaining-tokens", "-1"),
+                ("x-ratelimit-reset-tokens", "0"),
+            ],
+            &[
+                ("x-ratelimit-limit-requests", "unlimited"),
+                ("x-ratelimit-remaining-requests", "n/a"),
+            ],
+        ] {
+            l.on_success(&headers(pairs), 2000);
+            assert_eq!(l.current(), limits(600, 100_000), "{pairs:?}");
+            assert!(l.paused_until().is_none(), "{pairs:?}");
+        }
+        // A 429 stating a limit of 0 is a bare 429 (a cut by half at most), not a limit of 0.
+        l.on_rate_limited(
+            Some(Duration::ZERO),
+            Some(StatedLimit::RequestsPerMinute(0)),
+            Instant::now(),
+        );
+        assert_eq!(l.current().requests_per_minute, 300);
+    }
+
+    #[tokio::test]
+    async fn no_limit_goes_below_the_floor() {
+        let l = Limiter::new(limits(6, 5_000));
+        // Bare 429s, each for a request sent after the last cut: halving every time.
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            l.on_rate_limited(Some(Duration::ZERO), None, Instant::now());
+        }
+        assert_eq!(l.current(), MIN_LIMITS);
+        // Unless the configured limits are lower still.
+        let low = Limiter::new(limits(1, 500));
+        low.on_rate_limited(Some(Duration::ZERO), None, Instant::now());
+        assert_eq!(low.current(), limits(1, 500));
+    }
+
+    #[tokio::test]
+    async fn a_short_token_budget_pauses_for_the_shortfall_not_the_full_reset() {
+        let l = Limiter::new(limits(10_000, 1_000_000));
+        // 2,500 tokens short at 600,000 tokens/min: a quarter of a second, not the 46 s until
+        // the budget is full again.
+        l.on_success(
+            &headers(&[
+                ("x-ratelimit-limit-tokens", "600000"),
+                ("x-ratelimit-remaining-tokens", "100"),
+                ("x-ratelimit-reset-tokens", "46s"),
+            ]),
+            2600,
+        );
+        let pause = l.paused_until().expect("paused") - Instant::now();
+        assert!(pause <= Duration::from_millis(300), "{pause:?}");
+        assert!(pause >= Duration::from_millis(200), "{pause:?}");
+        // A reset sooner than the refill wins.
+        l.on_success(
+            &headers(&[
+                ("x-ratelimit-limit-requests", "60"),
+                ("x-ratelimit-remaining-requests", "0"),
+                ("x-ratelimit-reset-requests", "100ms"),
+            ]),
+            10,
+        );
+        let pause = l.paused_until().expect("paused") - Instant::now();
+        assert!(pause <= Duration::from_millis(300), "{pause:?}");
+    }
+
+    #[tokio::test]
+    async fn the_head_of_the_queue_says_what_it_waits_for() {
+        let l = std::sync::Arc::new(Limiter::new(limits(6000, 10_000_000)));
+        assert_eq!(l.waiting(), None);
+        l.on_rate_limited(Some(Duration::from_secs(30)), None, Instant::now());
+        let cancel = CancellationToken::new();
+        let waiter = {
+            let (l, cancel) = (l.clone(), cancel.clone());
+            tokio::spawn(async move { l.acquire(10, &cancel).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let why = l.waiting().expect("a call waits");
+        assert!(why.contains("every call is paused for"), "{why}");
+        assert!(why.contains("come back in 30s"), "{why}");
+        cancel.cancel();
+        assert_eq!(waiter.await.unwrap(), Err(Cancelled));
+        assert_eq!(l.waiting(), None, "a cancelled wait leaves no trace");
+    }
+
     #[tokio::test]
     async fn provider_headers_and_messages_cap_the_limits() {
         let l = Limiter::new(limits(1000, 1_000_000));
