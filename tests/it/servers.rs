@@ -300,7 +300,6 @@ struct Observed {
     stderr: String,
     report: Value,
     seen: Vec<Seen>,
-    elapsed: Duration,
 }
 
 async fn run_once(env: &TestEnv, fixture: &Fixture, args: &[String], limit: u64) -> Observed {
@@ -311,7 +310,6 @@ async fn run_once(env: &TestEnv, fixture: &Fixture, args: &[String], limit: u64)
     }
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let started = Instant::now();
     let child = cmd.spawn().expect("run hanbrief");
     let pid = child.id();
     let waiting = tokio::task::spawn_blocking(move || child.wait_with_output());
@@ -326,7 +324,6 @@ async fn run_once(env: &TestEnv, fixture: &Fixture, args: &[String], limit: u64)
                 stderr: format!("killed after {limit} s"),
                 report: Value::Null,
                 seen: Vec::new(),
-                elapsed: started.elapsed(),
             };
         }
     };
@@ -339,7 +336,6 @@ async fn run_once(env: &TestEnv, fixture: &Fixture, args: &[String], limit: u64)
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(Value::Null),
         seen: Vec::new(),
-        elapsed: started.elapsed(),
     }
 }
 
@@ -493,11 +489,7 @@ fn summary(observed: &Observed) -> String {
         Some(c) => format!("exit {c}"),
         None => "killed".to_string(),
     };
-    format!(
-        "{outcome}; {} request(s), {:.1} s",
-        observed.seen.len(),
-        observed.elapsed.as_secs_f64()
-    )
+    format!("{outcome}; {} request(s)", observed.seen.len())
 }
 
 struct Outcome {
