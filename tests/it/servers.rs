@@ -479,6 +479,21 @@ fn matches(want: &Value, got: &Value) -> bool {
     }
 }
 
+/// The fixture's config with a request timeout no loaded test machine reaches (the test config's
+/// 5 s is for the timeout tests; no fixture tests a timeout, and a retry after one would change
+/// the request counts the fixtures check).
+fn patient(config: &str) -> String {
+    let mut table: toml::Table = toml::from_str(config).expect("the fixture's config is TOML");
+    let endpoint = table
+        .entry("endpoint")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(e) = endpoint {
+        e.entry("request_timeout")
+            .or_insert_with(|| toml::Value::String("120s".into()));
+    }
+    toml::to_string(&table).expect("serialise the config")
+}
+
 /// What a run did, in a few words for the table.
 fn summary(observed: &Observed) -> String {
     let t = &observed.report["totals"];
@@ -516,7 +531,7 @@ async fn replay(file: PathBuf) -> Outcome {
     )
     .unwrap_or_else(|e| panic!("{} is not a reply: {e}", ok_path.display()));
 
-    let env = TestEnv::new().await.with_config(&fixture.config);
+    let env = TestEnv::new().await.with_config(&patient(&fixture.config));
     env.short_articles(fixture.articles.short);
     if fixture.articles.long > 0 {
         env.article("long.txt", &long_article(fixture.articles.long));
@@ -575,7 +590,7 @@ async fn every_server_fixture_replays_and_hanbrief_does_the_right_thing() {
     assert!(files.len() >= 20, "only {} fixtures", files.len());
     let outcomes: Vec<Outcome> = futures::stream::iter(files)
         .map(replay)
-        .buffer_unordered(3)
+        .buffer_unordered(1)
         .collect()
         .await;
     let mut outcomes = outcomes;
