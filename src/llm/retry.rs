@@ -310,7 +310,11 @@ pub(crate) fn classify(
     if code == "insufficient_quota" || kind == "insufficient_quota" || s == 402 {
         return Verdict::Fail(LlmError::QuotaExceeded { message });
     }
-    if (s == 413 || context_wording(api).is_some()) && s >= 400 {
+    // OpenAI's 429 "Request too large … on tokens per min (TPM): Limit N, Requested M. The input
+    // or output tokens must be reduced": one request over the whole per-minute budget, which no
+    // wait can fix; smaller requests can.
+    let too_large_for_tpm = s == 429 && lower.contains("request too large");
+    if (s == 413 || too_large_for_tpm || context_wording(api).is_some()) && s >= 400 {
         let (window, prompt) = context_numbers(api);
         return Verdict::Context {
             message,
@@ -586,7 +590,20 @@ mod tests {
                             used.insert(*needle);
                         }
                     }
-                    recognised |= context_wording(&api).is_some();
+                    let status =
+                        StatusCode::from_u16(reply["status"].as_u64().unwrap_or(200) as u16)
+                            .unwrap();
+                    recognised |= matches!(
+                        classify(
+                            status,
+                            &HeaderMap::new(),
+                            &api,
+                            &serde_json::json!({}),
+                            "m",
+                            "K"
+                        ),
+                        Verdict::Context { .. }
+                    );
                 }
                 if fixture["behaviour"] == "context error" {
                     context_fixtures += 1;
@@ -684,6 +701,22 @@ mod tests {
             try_again_in("No deployments available for selected model."),
             None
         );
+        assert!(matches!(
+            verdict(
+                429,
+                Some("rate_limit_exceeded"),
+                "Request too large for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Requested 30601. The input or output tokens must be reduced in order to run successfully."
+            ),
+            Verdict::Context { .. }
+        ));
+        assert!(matches!(
+            verdict(
+                429,
+                Some("rate_limit_exceeded"),
+                "Rate limit reached for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Used 29000, Requested 1500."
+            ),
+            Verdict::RateLimited { .. }
+        ));
         assert!(matches!(
             verdict(402, None, "Insufficient credits"),
             Verdict::Fail(LlmError::QuotaExceeded { .. })

@@ -586,8 +586,12 @@ async fn replay(file: PathBuf) -> Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_server_fixture_replays_and_hanbrief_does_the_right_thing() {
-    let files = fixture_files();
+    let mut files = fixture_files();
     assert!(files.len() >= 20, "only {} fixtures", files.len());
+    // HANBRIEF_FIXTURES=ollama/ replays only the fixtures whose path contains it.
+    if let Ok(only) = std::env::var("HANBRIEF_FIXTURES") {
+        files.retain(|f| f.to_string_lossy().contains(&only));
+    }
     let outcomes: Vec<Outcome> = futures::stream::iter(files)
         .map(replay)
         .buffer_unordered(1)
