@@ -22,13 +22,15 @@ pub struct GlobalArgs {
     /// defaults).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Only warnings and errors on stderr.
+    /// Only warnings and errors on stderr: nothing at all when everything goes well (cron).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// More detail on stderr (-v: debug, -vv: trace).
+    /// More detail on stderr: -v each article's plan and each call (tokens, time); -vv also
+    /// every request as sent (the key masked) and every reply, for debugging prompts; -vvv also
+    /// the HTTP client's own logs.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Log line format on stderr.
+    /// Log line format on stderr: with json, every line on stderr is one JSON object.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }

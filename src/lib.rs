@@ -26,6 +26,7 @@ pub mod clean;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod digest;
 pub mod error;
 pub mod eval;

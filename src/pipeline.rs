@@ -587,6 +587,13 @@ impl Context<'_> {
             );
         }
         let plan = self.summarizer.plan(&cleaned);
+        tracing::debug!(
+            path,
+            tokens = plan.tokens,
+            chunks = plan.chunks.len(),
+            calls = plan.planned_calls,
+            "plan"
+        );
         let mut report = ArticleReport::new(path, Status::Planned);
         report.warnings.extend(decode_warning.iter().cloned());
         report.tokens = plan.tokens;
@@ -627,6 +634,10 @@ impl Context<'_> {
             .warnings
             .extend(renamings.iter().map(|r| format!("name: {r}")));
         report.unsupported_figures = checks.unsupported_figures.len();
+        report.check_findings = checks.unsupported_figures.len()
+            + checks.unknown_entities.len()
+            + checks.glossary_misses.len()
+            + checks.warnings.len();
         let brief = Brief {
             schema: brief::SCHEMA.to_string(),
             source: SourceInfo {

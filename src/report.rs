@@ -48,6 +48,10 @@ pub struct ArticleReport {
     /// Figures in the brief the source does not support.
     #[serde(default)]
     pub unsupported_figures: usize,
+    /// What the checks found in the brief (unsupported figures, unknown names, glossary
+    /// misses, warnings): 0 for a clean brief.
+    #[serde(default)]
+    pub check_findings: usize,
     pub elapsed_ms: u64,
 }
 
@@ -68,6 +72,7 @@ impl ArticleReport {
             completion_tokens: 0,
             cost_usd: Some(0.0),
             unsupported_figures: 0,
+            check_findings: 0,
             elapsed_ms: 0,
         }
     }
@@ -84,6 +89,9 @@ impl ArticleReport {
 pub struct Totals {
     pub articles: usize,
     pub written: usize,
+    /// Of the written briefs, those the checks found something in.
+    #[serde(default)]
+    pub with_warnings: usize,
     pub unchanged: usize,
     pub skipped: usize,
     pub failed: usize,
@@ -138,7 +146,10 @@ impl RunReport {
         };
         for a in articles {
             match a.status {
-                Status::Written => t.written += 1,
+                Status::Written => {
+                    t.written += 1;
+                    t.with_warnings += usize::from(a.check_findings > 0);
+                }
                 Status::Unchanged => t.unchanged += 1,
                 Status::Skipped => t.skipped += 1,
                 Status::Failed => t.failed += 1,
@@ -154,31 +165,33 @@ impl RunReport {
         t
     }
 
-    /// A short table for people: one line per article that needs attention, then totals.
-    pub fn summary_table(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
+    /// The summary for people and machines: one line per article that needs attention, the
+    /// totals, and why the run stopped early if it did. Each line has its text and its
+    /// figures (for `--log-format json`).
+    pub fn summary_lines(&self) -> Vec<(String, serde_json::Value)> {
+        use crate::console::count;
+        let mut lines = Vec::new();
         for a in &self.articles {
-            if matches!(a.status, Status::Failed | Status::Skipped | Status::NotDone) {
-                let status = match a.status {
-                    Status::Failed => "failed ",
-                    Status::Skipped => "skipped",
-                    _ => "not done",
-                };
-                let _ = writeln!(
-                    out,
-                    "  {status}  {}: {}",
-                    a.path,
-                    a.reason.as_deref().unwrap_or("")
-                );
-            }
+            let status = match a.status {
+                Status::Failed => "failed ",
+                Status::Skipped => "skipped",
+                Status::NotDone => "not done",
+                _ => continue,
+            };
+            let reason = a.reason.as_deref().unwrap_or("");
+            lines.push((
+                format!("  {status}  {}: {reason}", a.path),
+                serde_json::json!({"path": a.path, "status": a.status, "reason": reason}),
+            ));
         }
         let t = &self.totals;
-        let _ = writeln!(
-            out,
-            "{} articles: {} written, {} unchanged, {} skipped, {} failed{} · {} calls ({} cached), {} retries, {} rate-limited · {} prompt + {} completion tokens · {} · {:.1}s",
-            t.articles,
-            t.written,
+        let mut written = format!("{} written", t.written);
+        if t.with_warnings > 0 {
+            written.push_str(&format!(" ({} with warnings)", t.with_warnings));
+        }
+        let text = format!(
+            "{}: {written}, {} unchanged, {} skipped, {} failed{} · {} ({} cached), {}, {} rate-limited · {} prompt + {} completion tokens · {} · {:.1}s",
+            count(t.articles as u64, "article", "articles"),
             t.unchanged,
             t.skipped,
             t.failed,
@@ -187,22 +200,37 @@ impl RunReport {
             } else {
                 String::new()
             },
-            t.calls,
+            count(t.calls, "call", "calls"),
             t.cached_calls,
-            t.retries,
+            count(t.retries, "retry", "retries"),
             t.rate_limited,
-            t.prompt_tokens,
-            t.completion_tokens,
+            crate::render::group(t.prompt_tokens as usize),
+            crate::render::group(t.completion_tokens as usize),
             match t.cost_usd {
                 Some(c) => format!("${c:.4}"),
                 None => format!("cost unknown (no price for {})", self.model),
             },
             self.elapsed_s
         );
+        let mut fields = serde_json::to_value(t).expect("totals serialise");
+        fields["elapsed_s"] = serde_json::json!((self.elapsed_s * 10.0).round() / 10.0);
+        fields["model"] = serde_json::json!(self.model);
+        lines.push((text, fields));
         if let Some(why) = &self.stopped {
-            let _ = writeln!(out, "stopped early: {why}");
+            lines.push((
+                format!("stopped early: {why}"),
+                serde_json::json!({"stopped": why}),
+            ));
         }
-        out
+        lines
+    }
+
+    /// The summary as text, one line each (see [`RunReport::summary_lines`]).
+    pub fn summary_table(&self) -> String {
+        self.summary_lines()
+            .into_iter()
+            .map(|(text, _)| text + "\n")
+            .collect()
     }
 }
 

@@ -4,8 +4,10 @@
 use std::io::Write;
 
 use anyhow::Result;
+use serde_json::json;
 
 use crate::config::Settings;
+use crate::console;
 use crate::error::{EXIT_OK, EXIT_PROVIDER, EXIT_USAGE};
 use crate::llm::{ApiKey, ChatClient, ChatRequest, LlmError, Message, Purpose, ReplyFormat};
 use crate::prompt::Prompts;
@@ -69,27 +71,30 @@ pub(super) fn show(settings: &Settings) -> Result<()> {
 /// `hanbrief config check [--ping]`: the settings and prompts load; with `--ping`, one tiny call.
 pub(super) async fn check(settings: &Settings, ping: bool) -> Result<u8> {
     Prompts::load(settings.prompts_dir.as_deref())?;
-    let mut err = std::io::stderr().lock();
-    writeln!(
-        err,
-        "config ok: {} at {} ({})",
-        settings.endpoint.model,
-        settings.endpoint.base_url,
-        settings
-            .config_file
-            .as_deref()
-            .map_or("built-in defaults".to_string(), |p| p.display().to_string())
-    )?;
+    console::info(
+        &format!(
+            "config ok: {} at {} ({})",
+            settings.endpoint.model,
+            settings.endpoint.base_url,
+            settings
+                .config_file
+                .as_deref()
+                .map_or("built-in defaults".to_string(), |p| p.display().to_string())
+        ),
+        json!({"model": settings.endpoint.model, "base_url": settings.endpoint.base_url}),
+    );
     if !ping {
         return Ok(EXIT_OK);
     }
     let key = ApiKey::from_env(&settings.endpoint.api_key_env);
     if key.is_none() {
-        writeln!(
-            err,
-            "note: {} is not set; calling without a key",
-            settings.endpoint.api_key_env
-        )?;
+        console::warn(
+            &format!(
+                "note: {} is not set; calling without a key",
+                settings.endpoint.api_key_env
+            ),
+            json!(null),
+        );
     }
     let mut limits = settings.limits.clone();
     limits.max_retries = limits.max_retries.min(2);
@@ -113,29 +118,33 @@ pub(super) async fn check(settings: &Settings, ping: bool) -> Result<u8> {
         .await;
     match reply {
         Ok(r) => {
-            writeln!(
-                err,
-                "ping ok: {} answered {:?} in {:.1}s ({} prompt + {} completion tokens)",
-                settings.endpoint.model,
-                r.content.trim().chars().take(40).collect::<String>(),
-                started.elapsed().as_secs_f64(),
-                r.usage.prompt_tokens,
-                r.usage.completion_tokens
-            )?;
+            console::info(
+                &format!(
+                    "ping ok: {} answered {:?} in {:.1}s ({} prompt + {} completion tokens)",
+                    settings.endpoint.model,
+                    r.content.trim().chars().take(40).collect::<String>(),
+                    started.elapsed().as_secs_f64(),
+                    r.usage.prompt_tokens,
+                    r.usage.completion_tokens
+                ),
+                json!({"seconds": started.elapsed().as_secs_f64()}),
+            );
             Ok(EXIT_OK)
         }
         // A model that talks past the tiny budget still answered: the endpoint works.
         Err(LlmError::Truncated { .. }) => {
-            writeln!(
-                err,
-                "ping ok: {} answered in {:.1}s",
-                settings.endpoint.model,
-                started.elapsed().as_secs_f64()
-            )?;
+            console::info(
+                &format!(
+                    "ping ok: {} answered in {:.1}s",
+                    settings.endpoint.model,
+                    started.elapsed().as_secs_f64()
+                ),
+                json!({"seconds": started.elapsed().as_secs_f64()}),
+            );
             Ok(EXIT_OK)
         }
         Err(e) => {
-            writeln!(err, "ping failed: {e}")?;
+            console::error(&format!("ping failed: {e}"), json!(null));
             Ok(if e.is_fatal() {
                 EXIT_PROVIDER
             } else {

@@ -5,11 +5,13 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use serde_json::json;
 
 use super::load_settings;
 use super::signal::install_signal_handlers;
 use crate::cli::DigestArgs;
 use crate::config::Overrides;
+use crate::console::{self, count};
 use crate::error::{EXIT_ARTICLES_FAILED, EXIT_OK, EXIT_PROVIDER};
 use crate::pipeline::Shutdown;
 
@@ -66,43 +68,61 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
         Ok(done) => {
             let d = &done.digest;
             let stories: usize = d.topics.iter().map(|t| t.stories.len()).sum();
-            eprintln!(
-                "digest of {} briefs: {} stories in {} topics · {} calls ({} cached) · {}",
-                d.briefs,
-                stories,
-                d.topics.len(),
-                d.usage.calls,
-                d.usage.cached_calls,
-                crate::pricing::usd(d.usage.cost_usd)
+            console::info(
+                &format!(
+                    "digest of {}: {} in {} · {} ({} cached) · {}",
+                    count(d.briefs as u64, "brief", "briefs"),
+                    count(stories as u64, "story", "stories"),
+                    count(d.topics.len() as u64, "topic", "topics"),
+                    count(d.usage.calls, "call", "calls"),
+                    d.usage.cached_calls,
+                    crate::pricing::usd(d.usage.cost_usd)
+                ),
+                json!({
+                    "briefs": d.briefs,
+                    "stories": stories,
+                    "topics": d.topics.len(),
+                    "calls": d.usage.calls,
+                    "cached_calls": d.usage.cached_calls,
+                    "cost_usd": d.usage.cost_usd,
+                    "md": done.md.display().to_string(),
+                    "json": done.json.display().to_string(),
+                }),
             );
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{}", done.md.display())?;
-            writeln!(stdout, "{}", done.json.display())?;
+            // The files written, for scripts; `-q` (cron) keeps quiet.
+            if !console::get().quiet {
+                let mut stdout = std::io::stdout().lock();
+                writeln!(stdout, "{}", done.md.display())?;
+                writeln!(stdout, "{}", done.json.display())?;
+            }
             Ok(EXIT_OK)
         }
         Err(DigestError::Empty(dir, _)) => {
-            eprintln!(
-                "hanbrief: no briefs in {}{}: nothing to digest{}",
-                dir.display(),
-                if since.is_some() {
-                    " in that period"
-                } else {
-                    ""
-                },
-                if settings.output.json {
-                    ""
-                } else {
-                    " (digests read the .json briefs, and output.formats has no \"json\")"
-                }
+            console::info(
+                &format!(
+                    "hanbrief: no briefs in {}{}: nothing to digest{}",
+                    dir.display(),
+                    if since.is_some() {
+                        " in that period"
+                    } else {
+                        ""
+                    },
+                    if settings.output.json {
+                        ""
+                    } else {
+                        " (digests read the .json briefs, and output.formats has no \"json\")"
+                    }
+                ),
+                json!({"briefs": 0}),
             );
             Ok(EXIT_OK)
         }
         Err(DigestError::Article(crate::error::ArticleError::Llm(e))) if e.is_fatal() => {
-            eprintln!("hanbrief: {e}");
+            console::error(&format!("hanbrief: {e}"), json!(null));
             Ok(EXIT_PROVIDER)
         }
         Err(e @ (DigestError::Article(_) | DigestError::Write { .. })) => {
-            eprintln!("hanbrief: the digest failed: {e}");
+            console::error(&format!("hanbrief: the digest failed: {e}"), json!(null));
             Ok(EXIT_ARTICLES_FAILED)
         }
         Err(e) => Err(e.into()),

@@ -34,16 +34,19 @@ pub(super) async fn run(args: MockProviderArgs) -> Result<u8> {
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
     writeln!(std::io::stdout().lock(), "{}", provider.base_url())?;
-    eprintln!(
-        "mock provider at {} ({} rpm, {} tpm, fail rate {}): use --base-url {} (any model name, no key needed); Ctrl-C to stop",
-        provider.base_url(),
-        args.rpm,
-        args.tpm,
-        args.fail_rate,
-        provider.base_url()
+    crate::console::info(
+        &format!(
+            "mock provider at {} ({} rpm, {} tpm, fail rate {}): use --base-url {} (any model name, no key needed, costs nothing); Ctrl-C to stop",
+            provider.base_url(),
+            args.rpm,
+            args.tpm,
+            args.fail_rate,
+            provider.base_url()
+        ),
+        serde_json::json!({"base_url": provider.base_url()}),
     );
     wait_for_signal().await;
-    let stats = provider.stats();
-    eprintln!("{}", serde_json::to_string(&stats)?);
+    let stats = serde_json::to_value(provider.stats())?;
+    crate::console::info(&format!("mock provider stopped: {stats}"), stats);
     Ok(EXIT_OK)
 }

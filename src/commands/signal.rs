@@ -21,7 +21,10 @@ pub(super) fn install_signal_handlers(shutdown: Shutdown, grace: Duration) {
             abort.cancel();
         });
         wait_for_signal().await;
-        eprintln!("hanbrief: second signal, exiting now");
+        crate::console::warn(
+            "hanbrief: second signal, exiting now",
+            serde_json::Value::Null,
+        );
         std::process::exit(crate::error::EXIT_INTERRUPTED as i32);
     });
 }

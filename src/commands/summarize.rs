@@ -11,6 +11,7 @@ use super::load_settings;
 use super::signal::install_signal_handlers;
 use crate::cli::{GlobalArgs, LogFormat, SummarizeArgs};
 use crate::config::Overrides;
+use crate::console::{self, count};
 use crate::error::{EXIT_ARTICLES_FAILED, EXIT_OK};
 use crate::llm::ApiKey;
 use crate::pipeline::{self, RunOptions, Shutdown};
@@ -54,6 +55,14 @@ pub(super) async fn run(global: &GlobalArgs, args: SummarizeArgs) -> Result<u8> 
             settings.endpoint.base_url
         );
     }
+    tracing::debug!(
+        model = %settings.endpoint.model,
+        base_url = %settings.endpoint.base_url,
+        config = %settings.config_file.as_deref().map_or("none".into(), |p| p.display().to_string()),
+        prompts = %settings.prompts_dir.as_deref().map_or("built-in".into(), |p| p.display().to_string()),
+        price = %settings.pricing.describe(&settings.endpoint.model),
+        "settings"
+    );
     let display = Display::start(progress, progress_mode(global, opts.dry_run));
     let result = pipeline::run(&settings, &opts, &shutdown).await;
     display.finish().await;
@@ -61,10 +70,17 @@ pub(super) async fn run(global: &GlobalArgs, args: SummarizeArgs) -> Result<u8> 
     if opts.dry_run {
         print_plan(&report)?;
     } else {
-        eprint!("{}", report.summary_table());
+        // Info lines all: what needs attention was logged as a warning or an error when it
+        // happened, so `-q` says nothing more here.
+        for (text, fields) in report.summary_lines() {
+            console::info(&text, fields);
+        }
         let files = settings.output.markdown || settings.output.json;
         if files && (report.exit_code == EXIT_OK || report.exit_code == EXIT_ARTICLES_FAILED) {
-            eprintln!("briefs in {}", opts.out.display());
+            console::info(
+                &format!("briefs in {}", opts.out.display()),
+                serde_json::json!({"out": opts.out.display().to_string()}),
+            );
         }
     }
     Ok(report.exit_code)
@@ -120,10 +136,10 @@ fn print_plan(report: &crate::report::RunReport) -> Result<()> {
     let t = &report.totals;
     writeln!(
         out,
-        "{} articles ({} skipped): {} calls, at most {} prompt + {} completion tokens, {} with model {}",
-        t.articles,
+        "{} ({} skipped): {}, at most {} prompt + {} completion tokens, {} with model {}",
+        count(t.articles as u64, "article", "articles"),
         t.skipped,
-        t.calls,
+        count(t.calls, "call", "calls"),
         t.prompt_tokens,
         t.completion_tokens,
         match t.cost_usd {

@@ -562,6 +562,7 @@ impl ChatClient {
         {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
             reply.cached = true;
+            tracing::debug!(purpose = %request.purpose, "call answered from the cache");
             return Ok(reply);
         }
         let counted = request.counted.unwrap_or_else(|| {
@@ -663,6 +664,14 @@ impl ChatClient {
                                 usage,
                             ) {
                                 Ok(reply) => {
+                                    tracing::debug!(
+                                        purpose = %request.purpose,
+                                        prompt_tokens = reply.usage.prompt_tokens,
+                                        completion_tokens = reply.usage.completion_tokens,
+                                        finish = ?reply.finish_reason,
+                                        ms = sent.elapsed().as_millis() as u64,
+                                        "call"
+                                    );
                                     if let Some(cache) = &self.cache {
                                         cache.put(&key, &request.purpose.to_string(), &reply).await;
                                     }
@@ -1152,6 +1161,9 @@ impl ChatClient {
     }
 
     async fn send(&self, body: &serde_json::Value) -> Outcome {
+        if tracing::enabled!(tracing::Level::TRACE) {
+            tracing::trace!("request\n{}", self.describe_request(body));
+        }
         let response = self
             .http
             .post(self.url.clone())
@@ -1169,6 +1181,7 @@ impl ChatClient {
             Ok(t) => t,
             Err(e) => return self.transport(e),
         };
+        tracing::trace!(%status, "reply\n{}", self.redacted(&text));
         if status.is_success() {
             Outcome::Reply {
                 headers,
@@ -1181,6 +1194,46 @@ impl ChatClient {
                 body: text,
             }
         }
+    }
+
+    /// A request as sent, for `-vv`: the URL, the headers (the key masked, as `config show`
+    /// masks it) and the body with every message in full.
+    fn describe_request(&self, body: &serde_json::Value) -> String {
+        let mut out = format!("POST {}\n", self.url);
+        for (name, value) in &self.headers {
+            let lower = name.as_str();
+            let secret_name = ["auth", "key", "token", "secret", "cookie", "password"]
+                .iter()
+                .any(|w| lower.contains(w));
+            let shown = if value.is_sensitive() {
+                let masked = self.key.as_ref().map_or("****".to_string(), ApiKey::masked);
+                match self.endpoint.auth {
+                    AuthStyle::Bearer if name == AUTHORIZATION => format!("Bearer {masked}"),
+                    _ => masked,
+                }
+            } else if secret_name {
+                "****".to_string()
+            } else {
+                value.to_str().unwrap_or("(not text)").to_string()
+            };
+            out.push_str(&format!("{name}: {shown}\n"));
+        }
+        // The parameters as JSON, then each message as the model reads it (real line breaks).
+        let mut params = body.clone();
+        let messages = params
+            .as_object_mut()
+            .and_then(|o| o.remove("messages"))
+            .unwrap_or_default();
+        out.push_str(&serde_json::to_string(&params).unwrap_or_default());
+        for m in messages.as_array().into_iter().flatten() {
+            let role = m["role"].as_str().unwrap_or("?");
+            let content = match &m["content"] {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            out.push_str(&format!("\n--- {role} ---\n{content}"));
+        }
+        self.redacted(&out)
     }
 
     fn transport(&self, e: reqwest::Error) -> Outcome {

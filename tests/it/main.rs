@@ -4,6 +4,7 @@
 
 mod costs;
 mod digest;
+mod logging;
 mod outputs;
 mod pipeline;
 mod provider;
