@@ -318,4 +318,32 @@ pub struct EvalArgs {
     /// Endpoint base URL (overrides [endpoint] base_url).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+    /// Exit 1 when fact coverage is below RATE (0.8 or 80%).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub min_coverage: Option<f64>,
+    /// Exit 1 when the share of unsupported figures is above RATE (0.05 or 5%).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub max_unsupported: Option<f64>,
+    /// Exit 1 when the valid-brief rate is below RATE.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub min_valid: Option<f64>,
+    /// Exit 1 when bilingual completeness is below RATE.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub min_bilingual: Option<f64>,
+}
+
+/// A rate between 0 and 1, written as a fraction (`0.8`) or a percentage (`80%`).
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (number, scale) = match t.strip_suffix('%') {
+        Some(p) => (p.trim(), 100.0),
+        None => (t, 1.0),
+    };
+    let rate = number
+        .parse::<f64>()
+        .ok()
+        .map(|v| v / scale)
+        .filter(|v| (0.0..=1.0).contains(v))
+        .ok_or_else(|| format!("{s:?} is not a rate between 0 and 1 (0.8) or 0% and 100% (80%)"))?;
+    Ok(rate)
 }

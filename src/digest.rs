@@ -72,6 +72,22 @@ pub enum DigestError {
     Client(#[from] crate::llm::client::ClientError),
 }
 
+impl DigestError {
+    /// The exit code: no briefs to digest, prompts or client settings are the user's to fix
+    /// (2); a digest that could not be made or written failed (1), as `hanbrief digest` says.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DigestError::NotAFolder(_)
+            | DigestError::Empty(..)
+            | DigestError::Prompt(_)
+            | DigestError::Client(_) => crate::error::EXIT_USAGE,
+            DigestError::Write { .. } | DigestError::Article(_) => {
+                crate::error::EXIT_ARTICLES_FAILED
+            }
+        }
+    }
+}
+
 /// Every brief under `dir` (recursively; hidden folders, the digest folder and the run report
 /// are passed over), generated at or after `since` if given, in path order.
 pub fn load_briefs(

@@ -43,7 +43,8 @@ struct ArticleFacts {
     facts: Vec<Fact>,
 }
 
-/// An eval problem that stops it (exit code 2).
+/// An eval problem that stops it: a set that cannot be read (exit code 2), or the run's own
+/// error.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("cannot read {}: {source}", path.display())]
@@ -55,6 +56,16 @@ pub enum EvalError {
     Facts { path: PathBuf, message: String },
     #[error(transparent)]
     Run(#[from] RunError),
+}
+
+impl EvalError {
+    /// The exit code: the set is the user's to fix (2); a run error says its own.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            EvalError::Read { .. } | EvalError::Facts { .. } => crate::error::EXIT_USAGE,
+            EvalError::Run(e) => e.exit_code(),
+        }
+    }
 }
 
 /// The scores of one article.
@@ -93,6 +104,11 @@ pub struct EvalReport {
     pub calls_per_article: f64,
     pub costed_articles: usize,
     pub elapsed_s: f64,
+    /// The run's exit code (3: the provider refused us, 130: interrupted; the scores are then
+    /// partial).
+    pub exit_code: u8,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<String>,
     pub per_article: Vec<ArticleScore>,
 }
 
@@ -205,6 +221,8 @@ pub async fn run(
         calls_per_article: per_costed(costed.iter().map(|s| u64::from(s.calls)).sum()),
         costed_articles: costed.len(),
         elapsed_s: report.elapsed_s,
+        exit_code: report.exit_code,
+        stopped: report.stopped.clone(),
         per_article: scores,
     })
 }

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
                 &format!("hanbrief: cannot start the async runtime: {e}"),
                 serde_json::Value::Null,
             );
-            return ExitCode::from(hanbrief::error::EXIT_USAGE);
+            return ExitCode::from(hanbrief::error::EXIT_INTERNAL);
         }
     };
     match runtime.block_on(hanbrief::commands::run(cli)) {
@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             console::error(&format!("hanbrief: {e:#}"), serde_json::Value::Null);
-            ExitCode::from(hanbrief::error::EXIT_USAGE)
+            ExitCode::from(hanbrief::error::exit_code(&e))
         }
     }
 }

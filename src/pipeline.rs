@@ -61,7 +61,8 @@ pub struct Shutdown {
     pub abort: CancellationToken,
 }
 
-/// A run could not start: a usage or configuration problem (exit code 2).
+/// A run could not start (a usage or configuration problem, exit code 2), or could not record
+/// its end (exit code 4): see [`RunError::exit_code`].
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
@@ -89,6 +90,21 @@ pub enum RunError {
         hint: &'static str,
         suggestion: String,
     },
+}
+
+impl RunError {
+    /// The exit code: a usage problem (2), except what failed in hanbrief's own work, such as
+    /// writing the report or the state store (4).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Ingest(_)
+            | RunError::Prompt(_)
+            | RunError::Client(_)
+            | RunError::OutputAmongInputs { .. } => crate::error::EXIT_USAGE,
+            RunError::Output { .. } => crate::error::EXIT_INTERNAL,
+            RunError::Store(e) => e.exit_code(),
+        }
+    }
 }
 
 /// The objects a run shares between its articles.

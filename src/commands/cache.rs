@@ -4,12 +4,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::load_settings;
 use crate::cli::CacheArgs;
 use crate::config::Overrides;
-use crate::error::EXIT_OK;
+use crate::error::{EXIT_OK, UsageError};
 
 /// `hanbrief cache stats|prune|clear` on the state store of the output folder.
 pub(super) async fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Result<u8> {
@@ -24,11 +24,12 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Resul
     )?;
     let out = &settings.output.dir;
     let Some(store) = Store::open_existing(out).await? else {
-        bail!(
+        return Err(UsageError(format!(
             "{} has no state store yet (it is created by the first `hanbrief summarize -o {}`)",
             out.display(),
             out.display()
-        );
+        ))
+        .into());
     };
     let mut stdout = std::io::stdout().lock();
     match args.command {

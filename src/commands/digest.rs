@@ -31,10 +31,10 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
         .briefs_dir
         .unwrap_or_else(|| settings.output.dir.clone());
     let tz: chrono_tz::Tz = settings.schedule.timezone.parse().map_err(|_| {
-        anyhow::anyhow!(
+        crate::error::UsageError(format!(
             "unknown time zone {:?} (schedule.timezone), used to date the digest; use an IANA name such as \"Asia/Seoul\"",
             settings.schedule.timezone
-        )
+        ))
     })?;
     let today = chrono::Utc::now()
         .with_timezone(&tz)

@@ -4,12 +4,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::load_settings;
 use crate::cli::InspectArgs;
 use crate::config::Overrides;
-use crate::error::EXIT_OK;
+use crate::error::{EXIT_OK, UsageError};
 use crate::ingest::{self, InputFile};
 use crate::llm::ChatClient;
 use crate::prompt::Prompts;
@@ -56,15 +56,21 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: InspectArgs) -> Result<u8
             .map(Into::into)
             .unwrap_or_else(|| args.file.clone()),
     };
+    let usage = |message: String| anyhow::Error::new(UsageError(message));
     if !args.file.is_file() {
-        bail!("{} is not a file", args.file.display());
+        return Err(usage(format!("{} is not a file", args.file.display())));
     }
     let article = match ingest::read(&input) {
         Ok(a) => a,
         Err(ingest::ReadError::Skip(skip)) => {
-            bail!("{}: {skip}; hanbrief would skip it", args.file.display())
+            return Err(usage(format!(
+                "{}: {skip}; hanbrief would skip it",
+                args.file.display()
+            )));
         }
-        Err(ingest::ReadError::Io(e)) => bail!("cannot read {}: {e}", args.file.display()),
+        Err(ingest::ReadError::Io(e)) => {
+            return Err(usage(format!("cannot read {}: {e}", args.file.display())));
+        }
     };
     let cleaned = clean::clean(&article.text, article.html_title.as_deref());
     let prompts = Prompts::load(settings.prompts_dir.as_deref())?;

@@ -4,12 +4,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
 use super::load_settings;
 use crate::cli::PromptsCommand;
 use crate::config::Overrides;
-use crate::error::EXIT_OK;
+use crate::error::{EXIT_OK, UsageError};
 use crate::prompt::{self, Prompts};
 
 /// `hanbrief prompts list|show|init`.
@@ -35,18 +35,20 @@ pub(super) fn run(config_flag: &Option<PathBuf>, cmd: PromptsCommand) -> Result<
                 .iter()
                 .find(|b| b.name == name || b.name == format!("{name}.md"))
             else {
-                bail!(
+                return Err(UsageError(format!(
                     "no prompt named {name}; `hanbrief prompts list` shows them ({})",
                     prompt::BUILTINS
                         .iter()
                         .map(|b| b.name)
                         .collect::<Vec<_>>()
                         .join(", ")
-                );
+                ))
+                .into());
             };
             let text = match dir.map(|d| d.join(b.name)).filter(|p| p.is_file()) {
-                Some(p) => std::fs::read_to_string(&p)
-                    .with_context(|| format!("cannot read {}", p.display()))?,
+                Some(p) => std::fs::read_to_string(&p).map_err(|e| {
+                    UsageError(format!("cannot read {} ([prompts] dir): {e}", p.display()))
+                })?,
                 None => b.text.to_string(),
             };
             write!(out, "{text}")?;

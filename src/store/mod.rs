@@ -99,6 +99,19 @@ pub enum StoreError {
     Gone { path: PathBuf },
 }
 
+impl StoreError {
+    /// The exit code of a run stopped by it: another run holding the folder, or a store from a
+    /// newer hanbrief, are for the user to resolve (2); a store that cannot be used is not (4).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StoreError::Locked { .. } | StoreError::Newer { .. } => crate::error::EXIT_USAGE,
+            StoreError::Io { .. } | StoreError::Db { .. } | StoreError::Gone { .. } => {
+                crate::error::EXIT_INTERNAL
+            }
+        }
+    }
+}
+
 /// The connection, as the store's thread holds it; what a query closure gets.
 pub struct Db {
     conn: Connection,

@@ -4,6 +4,7 @@
 
 mod costs;
 mod digest;
+mod edges;
 mod logging;
 mod outputs;
 mod pipeline;

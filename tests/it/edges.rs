@@ -1,0 +1,154 @@
+//! Correctness at the edges: exit codes that say what happened (eval, internal errors),
+//! stopping within the grace period, caps on what is read, and results that do not depend on
+//! timing.
+
+use std::time::{Duration, Instant};
+
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::support::*;
+
+fn chat() -> wiremock::MockBuilder {
+    Mock::given(method("POST")).and(path("/v1/chat/completions"))
+}
+
+fn ok() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(completion(&brief_reply()))
+}
+
+/// An eval set of one article whose brief (`brief_reply`) carries two of its three facts.
+fn eval_set(env: &TestEnv) -> String {
+    let set = env.root().join("set");
+    std::fs::create_dir_all(set.join("articles")).unwrap();
+    std::fs::write(set.join("articles").join("a.txt"), SHORT_ARTICLE).unwrap();
+    std::fs::write(
+        set.join("facts.toml"),
+        "[\"a.txt\"]\nfacts = [{ any = [\"Hanbit Electronics\"] }, { figure = \"18.4%\" }, { any = [\"a fact no brief has\"] }]\n",
+    )
+    .unwrap();
+    set.display().to_string()
+}
+
+/// Waits until the provider has received a call, so that a signal lands while it is in flight.
+async fn first_call_in_flight(env: &TestEnv) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.server.received_requests().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no call reached the provider");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[cfg(unix)]
+fn interrupt(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+mod eval {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_key_fails_the_eval_with_3() {
+        let env = TestEnv::new().await;
+        let set = eval_set(&env);
+        chat()
+            .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+                "error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}
+            })))
+            .mount(&env.server)
+            .await;
+        let out = env.run(&["eval", &set]).await;
+        assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("partial"),
+            "{}",
+            output_text(&out)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quality_threshold_fails_the_eval_with_1_and_says_which() {
+        let env = TestEnv::new().await;
+        let set = eval_set(&env);
+        chat().respond_with(ok()).mount(&env.server).await;
+        let out_dir = env.root().join("eval-out").display().to_string();
+        // Two facts of three: 66.7 %.
+        let missed = env
+            .run(&["eval", &set, "-o", &out_dir, "--min-coverage", "0.9"])
+            .await;
+        assert_eq!(missed.status.code(), Some(1), "{}", output_text(&missed));
+        let stderr = String::from_utf8_lossy(&missed.stderr);
+        assert!(
+            stderr.contains("fact coverage 66.7 % is below --min-coverage 90.0 %"),
+            "{stderr}"
+        );
+        let met = env
+            .run(&[
+                "eval",
+                &set,
+                "-o",
+                &out_dir,
+                "--min-coverage",
+                "60%",
+                "--max-unsupported",
+                "0",
+                "--min-valid",
+                "1",
+            ])
+            .await;
+        assert_eq!(met.status.code(), Some(0), "{}", output_text(&met));
+        let bad = env.run(&["eval", &set, "--min-coverage", "120%"]).await;
+        assert_eq!(bad.status.code(), Some(2), "{}", output_text(&bad));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupted_eval_exits_130() {
+        let env = TestEnv::new()
+            .await
+            .with_config("[limits]\nshutdown_grace = \"1s\"\n");
+        let set = eval_set(&env);
+        chat()
+            .respond_with(ok().set_delay(Duration::from_secs(3)))
+            .mount(&env.server)
+            .await;
+        let config = env.config_path().display().to_string();
+        let child = env
+            .command(&["--config", &config, "eval", &set])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        first_call_in_flight(&env).await;
+        interrupt(child.id());
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(130), "{}", output_text(&out));
+    }
+}
+
+/// The briefs are written, then the report cannot be: not a usage error (2), but hanbrief's
+/// own work failing (4), and the briefs stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_that_cannot_be_written_exits_4_and_keeps_the_briefs() {
+    let env = TestEnv::new().await;
+    env.short_articles(1);
+    chat().respond_with(ok()).mount(&env.server).await;
+    // A folder where the report goes: renaming the report over it fails.
+    std::fs::create_dir_all(env.out().join("_report.json").join("x")).unwrap();
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("_report.json"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(env.out().join("a0.json").is_file());
+    assert!(env.out().join("a0.md").is_file());
+}
