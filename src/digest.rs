@@ -778,14 +778,15 @@ pub struct Done {
 }
 
 /// Digests the selected briefs of `briefs_dir` and writes `<stem>.json` and `<stem>.md`. Calls
-/// go through the folder's state store cache when there is one.
+/// go through the folder's state store cache when there is one. `shutdown.stop` stops new
+/// calls; `shutdown.abort` drops the calls on the wire (the digest then fails as cancelled).
 pub async fn run(
     settings: &Settings,
     briefs_dir: &Path,
     selection: Selection,
     date: &str,
     stem: &Path,
-    stop: &tokio_util::sync::CancellationToken,
+    shutdown: &crate::pipeline::Shutdown,
 ) -> Result<Done, DigestError> {
     let briefs = match selection {
         Selection::All(since) => load_briefs(briefs_dir, &settings.digest.dir, since)?,
@@ -805,8 +806,9 @@ pub async fn run(
         &settings.limits,
         tokenizer,
         key,
-        stop.clone(),
-    )?;
+        shutdown.stop.clone(),
+    )?
+    .with_abort(shutdown.abort.clone());
     let store = crate::store::Store::open_existing(briefs_dir)
         .await
         .ok()

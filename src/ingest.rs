@@ -91,12 +91,18 @@ pub const STDIN: &str = "-";
 /// Standard input, read once (the article given as `-`).
 static STDIN_BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
 
+/// Reads standard input once, at most one byte past [`MAX_FILE_BYTES`]: an article longer than
+/// that is skipped as too large (as a file would be), and what follows is never read, so an
+/// endless pipe cannot fill the memory.
 fn read_stdin() -> std::io::Result<&'static [u8]> {
     if let Some(b) = STDIN_BYTES.get() {
         return Ok(b);
     }
     let mut buf = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::io::stdin().lock(), MAX_FILE_BYTES + 1),
+        &mut buf,
+    )?;
     Ok(STDIN_BYTES.get_or_init(|| buf))
 }
 
@@ -285,6 +291,10 @@ pub enum Skip {
     Binary,
     #[error("file too large ({0} bytes; the limit is {MAX_FILE_BYTES})")]
     TooLarge(u64),
+    #[error(
+        "standard input is longer than the limit of {MAX_FILE_BYTES} bytes (the rest was not read)"
+    )]
+    StdinTooLarge,
     #[error("cannot tell the text's encoding: {0}")]
     Undecodable(String),
     #[error("nothing left after removing web clutter")]
@@ -310,7 +320,11 @@ pub fn read(input: &InputFile) -> Result<Article, ReadError> {
 /// The raw bytes of an input (`-`: standard input), refusing files too large to be articles.
 pub fn read_bytes(input: &InputFile) -> Result<std::borrow::Cow<'static, [u8]>, ReadError> {
     if input.path.as_os_str() == STDIN {
-        return Ok(std::borrow::Cow::Borrowed(read_stdin()?));
+        let bytes = read_stdin()?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(Skip::StdinTooLarge.into());
+        }
+        return Ok(std::borrow::Cow::Borrowed(bytes));
     }
     let size = std::fs::metadata(&input.path)?.len();
     if size > MAX_FILE_BYTES {

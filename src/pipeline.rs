@@ -244,7 +244,8 @@ pub async fn run(
         tokenizer,
         key,
         shutdown.stop.clone(),
-    )?;
+    )?
+    .with_abort(shutdown.abort.clone());
     if let Some(store) = store.as_ref().filter(|_| !opts.dry_run) {
         client = client
             .with_cache(Arc::new(StoreCache {

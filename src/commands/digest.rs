@@ -12,7 +12,7 @@ use super::signal::install_signal_handlers;
 use crate::cli::DigestArgs;
 use crate::config::Overrides;
 use crate::console::{self, count};
-use crate::error::{EXIT_ARTICLES_FAILED, EXIT_OK, EXIT_PROVIDER};
+use crate::error::{EXIT_ARTICLES_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER};
 use crate::pipeline::Shutdown;
 
 /// `hanbrief digest`: one digest of the briefs folder (or those since `--since`); the paths of
@@ -61,7 +61,7 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
         Selection::All(since),
         &today,
         &stem,
-        &shutdown.stop,
+        &shutdown,
     )
     .await
     {
@@ -120,6 +120,15 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
         Err(DigestError::Article(crate::error::ArticleError::Llm(e))) if e.is_fatal() => {
             console::error(&format!("hanbrief: {e}"), json!(null));
             Ok(EXIT_PROVIDER)
+        }
+        // Stopped by a signal before the digest was written (a call still on the wire after
+        // the grace is dropped): nothing is written.
+        Err(DigestError::Article(_)) if shutdown.stop.is_cancelled() => {
+            console::error(
+                "hanbrief: interrupted; no digest written",
+                json!({"interrupted": true}),
+            );
+            Ok(EXIT_INTERRUPTED)
         }
         Err(e @ (DigestError::Article(_) | DigestError::Write { .. })) => {
             console::error(&format!("hanbrief: the digest failed: {e}"), json!(null));

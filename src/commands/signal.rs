@@ -5,8 +5,13 @@ use std::time::Duration;
 
 use crate::pipeline::Shutdown;
 
-/// First SIGINT/SIGTERM: start nothing new, let calls in flight finish for up to `grace`.
-/// A second signal exits at once.
+/// After the grace, how long a command may take to write what finished before the process
+/// exits anyway.
+const AFTER_ABORT: Duration = Duration::from_secs(3);
+
+/// First SIGINT/SIGTERM: start nothing new, let calls in flight finish for up to `grace`, then
+/// drop them (the clients' abort token) and, if the command has still not returned
+/// [`AFTER_ABORT`] later, exit with 130. A second signal exits at once.
 pub(super) fn install_signal_handlers(shutdown: Shutdown, grace: Duration) {
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -19,6 +24,18 @@ pub(super) fn install_signal_handlers(shutdown: Shutdown, grace: Duration) {
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             abort.cancel();
+            // Calls on the wire are dropped now and the command writes what finished. One
+            // stuck where no token reaches (reading a pipe that never closes, a disk that hangs)
+            // is ended here, so that every command stops within the grace and this margin.
+            tokio::time::sleep(AFTER_ABORT).await;
+            crate::console::warn(
+                &format!(
+                    "hanbrief: still busy {} after the signal; exiting now",
+                    humantime::format_duration(grace + AFTER_ABORT)
+                ),
+                serde_json::Value::Null,
+            );
+            std::process::exit(crate::error::EXIT_INTERRUPTED as i32);
         });
         wait_for_signal().await;
         crate::console::warn(

@@ -265,7 +265,10 @@ pub struct ChatClient {
     calibration: Calibration,
     mode: AtomicU8,
     in_flight: Semaphore,
+    /// Stops new calls (and waits: for a permit, the limiter, a backoff).
     cancel: CancellationToken,
+    /// Drops calls on the wire: the shutdown grace is over (see [`ChatClient::with_abort`]).
+    abort: CancellationToken,
     cache: Option<Arc<dyn CallCache>>,
     stats: Arc<ClientStats>,
     /// Until one call has come back, calls go one at a time: a wrong key, model or URL then
@@ -385,6 +388,7 @@ impl ChatClient {
             mode: AtomicU8::new(mode),
             in_flight: Semaphore::new(limits.max_in_flight.max(1)),
             cancel,
+            abort: CancellationToken::new(),
             cache: None,
             stats,
             probe: tokio::sync::Mutex::new(()),
@@ -394,6 +398,14 @@ impl ChatClient {
             activity,
             watchdog,
         })
+    }
+
+    /// Drops a call still on the wire when `abort` fires (a request cannot otherwise be
+    /// stopped before its timeout, up to `endpoint.request_timeout`): it fails as cancelled. The
+    /// `cancel` token of [`ChatClient::new`] only stops new calls.
+    pub fn with_abort(mut self, abort: CancellationToken) -> ChatClient {
+        self.abort = abort;
+        self
     }
 
     /// Routes every call through `cache`, and starts from what earlier runs learned about this
@@ -634,12 +646,19 @@ impl ChatClient {
             let outcome = {
                 let _on_wire = Entry::insert(&self.activity.on_wire, self.activity.id(), sent);
                 self.activity.moved();
-                let outcome = self.send(&body).await;
+                let outcome = tokio::select! {
+                    outcome = self.send(&body) => Some(outcome),
+                    _ = self.abort.cancelled() => None,
+                };
                 self.activity.moved();
                 outcome
             };
             self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
             drop(_permit);
+            // Dropped on the wire: the grace after a signal is over.
+            let Some(outcome) = outcome else {
+                return Err(LlmError::Cancelled);
+            };
 
             let next = match outcome {
                 Outcome::Reply { headers, parsed } => {
@@ -733,6 +752,9 @@ impl ChatClient {
                         loading: false,
                     }
                 }
+                Outcome::TooLarge => Next::Fail(LlmError::ReplyTooLarge {
+                    limit_mb: MAX_REPLY_BYTES / (1024 * 1024),
+                }),
             };
 
             let (wait, loading) = match next {
@@ -1177,8 +1199,16 @@ impl ChatClient {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let text = match response.text().await {
-            Ok(t) => t,
+        // An error's body only gives its message: the first part is enough.
+        let cap = if status.is_success() {
+            MAX_REPLY_BYTES
+        } else {
+            MAX_ERROR_BYTES
+        };
+        let text = match read_capped(response, cap).await {
+            Ok(Capped::Whole(t)) => t,
+            Ok(Capped::Cut(t)) if !status.is_success() => t,
+            Ok(Capped::Cut(_)) => return Outcome::TooLarge,
             Err(e) => return self.transport(e),
         };
         tracing::trace!(%status, "reply\n{}", self.redacted(&text));
@@ -1408,6 +1438,47 @@ enum Outcome {
         message: String,
         connect: bool,
     },
+    /// A success whose body passed [`MAX_REPLY_BYTES`]: not read further, not retried.
+    TooLarge,
+}
+
+/// The most of a reply body that is read. A chat completion is far smaller (a 128k-token
+/// reply, every character escaped as `\uXXXX`, is under 2 MB); a body past this is not one
+/// (a wrong `base_url` serving a file, a broken proxy), and reading it whole could exhaust
+/// memory. The call fails, naming the limit, and is not retried.
+pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+/// The most of an error body that is read: its message is cut to one line anyway.
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+
+/// A body read up to a cap.
+enum Capped {
+    Whole(String),
+    /// The first `cap` bytes (lossily decoded); the rest was not read.
+    Cut(String),
+}
+
+/// Reads `response`'s body, at most `cap` bytes of it (a larger `Content-Length` is refused
+/// before reading anything).
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Capped, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Ok(Capped::Cut(String::new()));
+    }
+    let mut body: Vec<u8> = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            body.extend_from_slice(&chunk[..cap - body.len()]);
+            return Ok(Capped::Cut(String::from_utf8_lossy(&body).into_owned()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    // As `Response::text` does for a JSON body: UTF-8, invalid bytes replaced.
+    Ok(Capped::Whole(match String::from_utf8(body) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }))
 }
 
 /// The cache key of a request: a hash of everything that shapes the answer (model, messages as

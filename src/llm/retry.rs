@@ -78,6 +78,11 @@ pub enum LlmError {
     Refusal(String),
     #[error("gave up after {attempts} attempts; last error: {last}")]
     RetriesExhausted { attempts: u32, last: String },
+    #[error(
+        "the endpoint's reply is larger than {limit_mb} MB, far beyond any chat completion, and \
+         was not read further: check that endpoint.base_url points at a chat-completions API"
+    )]
+    ReplyTooLarge { limit_mb: usize },
     #[error("cancelled before the call could finish")]
     Cancelled,
 }

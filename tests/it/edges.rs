@@ -152,3 +152,151 @@ async fn a_report_that_cannot_be_written_exits_4_and_keeps_the_briefs() {
     assert!(env.out().join("a0.json").is_file());
     assert!(env.out().join("a0.md").is_file());
 }
+
+/// Ctrl-C during `digest` while its call hangs: the call is dropped when the grace is over, and
+/// the command exits 130 without waiting for the request timeout.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_digest_whose_call_hangs_within_the_grace() {
+    let env = TestEnv::new().await.with_config(
+        "[endpoint]\nrequest_timeout = \"120s\"\n\n[limits]\nshutdown_grace = \"1s\"\n",
+    );
+    env.short_articles(2);
+    chat().respond_with(ok()).mount(&env.server).await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    env.server.reset().await;
+    chat()
+        .respond_with(ok().set_delay(Duration::from_secs(60)))
+        .mount(&env.server)
+        .await;
+    let config = env.config_path().display().to_string();
+    let briefs = env.out().display().to_string();
+    let child = env
+        .command(&["--config", &config, "digest", &briefs])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    first_call_in_flight(&env).await;
+    let signalled = Instant::now();
+    interrupt(child.id());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let took = signalled.elapsed();
+    assert_eq!(out.status.code(), Some(130), "{}", output_text(&out));
+    // The grace (1 s) and some room for a loaded machine; the hang is 60 s.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("interrupted; no digest written"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("still busy"),
+        "ended by the backstop: {stderr}"
+    );
+}
+
+/// A command stuck where no token reaches (here: reading a pipe that never closes) still ends
+/// after the grace, with 130.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_ends_a_command_stuck_reading_a_pipe() {
+    let env = TestEnv::new()
+        .await
+        .with_config("[limits]\nshutdown_grace = \"1s\"\n");
+    let config = env.config_path().display().to_string();
+    let out_dir = env.out().display().to_string();
+    let mut child = env
+        .command(&["--config", &config, "summarize", "-", "-o", &out_dir])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Keep the pipe open (and empty) for the whole test.
+    let _stdin = child.stdin.take().unwrap();
+    // Until the process has set up its signal handlers (it logs nothing before reading).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let signalled = Instant::now();
+    interrupt(child.id());
+    let deadline = signalled + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running 30 s after the signal");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(130));
+}
+
+/// A reply body far larger than any chat completion is not read whole, and not asked for again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_reply_body_fails_the_call_without_a_retry() {
+    let env = TestEnv::new().await;
+    env.short_articles(1);
+    let huge = format!("{{\"choices\": \"{}\"}}", "x".repeat(17 * 1024 * 1024));
+    chat()
+        .respond_with(ResponseTemplate::new(200).set_body_raw(huge, "application/json"))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let reason = env.report()["articles"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("larger than 16 MB"), "{reason}");
+}
+
+/// An article on standard input longer than the file limit is skipped as too large, after
+/// reading only up to the limit, and costs no call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_input_is_read_up_to_the_limit_only() {
+    use std::io::Write;
+    let env = TestEnv::new().await;
+    chat().respond_with(ok()).expect(0).mount(&env.server).await;
+    let config = env.config_path().display().to_string();
+    let out_dir = env.out().display().to_string();
+    let mut child = env
+        .command(&["--config", &config, "summarize", "-", "-o", &out_dir])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // 21 MiB of text: more than the 20 MiB limit. The writer stops when hanbrief stops reading.
+    let writer = std::thread::spawn(move || {
+        let line = "반도체 수출이 142억 달러로 늘었다.\n".repeat(1024);
+        let mut written = 0usize;
+        while written < 21 * 1024 * 1024 {
+            if stdin.write_all(line.as_bytes()).is_err() {
+                return written;
+            }
+            written += line.len();
+        }
+        written
+    });
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let report = env.report();
+    assert_eq!(report["articles"][0]["status"], "skipped", "{report}");
+    assert!(
+        report["articles"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("longer than the limit"),
+        "{report}"
+    );
+}
