@@ -46,15 +46,21 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: EvalArgs) -> Result
         write!(stdout, "{}", report.table())?;
     }
     if report.exit_code == EXIT_PROVIDER || report.exit_code == EXIT_INTERRUPTED {
-        eprintln!(
-            "hanbrief: the eval run stopped early ({}); the scores above are partial",
-            report.stopped.as_deref().unwrap_or("see the log")
+        crate::console::error(
+            &format!(
+                "hanbrief: the eval run stopped early ({}); the scores above are partial",
+                report.stopped.as_deref().unwrap_or("see the log")
+            ),
+            serde_json::json!({"exit_code": report.exit_code}),
         );
         return Ok(report.exit_code);
     }
     let missed = missed_thresholds(&report, &args);
     for m in &missed {
-        eprintln!("hanbrief: {m}");
+        crate::console::error(
+            &format!("hanbrief: {m}"),
+            serde_json::json!({"threshold_missed": true}),
+        );
     }
     Ok(if missed.is_empty() {
         EXIT_OK
