@@ -297,6 +297,10 @@ pub struct ScheduleArgs {
     /// IANA time zone of the cron expression (overrides [schedule] timezone).
     #[arg(long, value_name = "ZONE")]
     pub tz: Option<String>,
+    /// Run one tick now (summarize, then the digest of its new briefs) and exit with its code:
+    /// to try a schedule config.
+    #[arg(long)]
+    pub once: bool,
 }
 
 /// `hanbrief eval`

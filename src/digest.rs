@@ -245,6 +245,47 @@ pub struct Digest {
     pub generated_at: String,
 }
 
+/// The variables of `digest.md` and `digest_map.md` (the pipeline's and the sample renders').
+fn digest_vars(
+    date: &str,
+    fence: &str,
+    items: &[Item],
+    glossary: &[serde_json::Value],
+) -> serde_json::Value {
+    json!({"date": date, "fence": fence, "items": items, "glossary": glossary})
+}
+
+/// Renders the digest templates (`digest.md`, `digest_map.md`) with two sample news items,
+/// with and without pinned names; see [`crate::summarize::render_samples`].
+pub fn render_samples(prompts: &Prompts) -> Vec<crate::prompt::PromptError> {
+    let items = vec![
+        Item {
+            sources: vec!["economy/chips".into()],
+            text: "반도체 수출 역대 최대\nChip exports hit a record\n반도체 수출이 142억 달러로 늘었다.\nChip exports rose to $14.2 billion.".into(),
+        },
+        Item {
+            sources: vec!["economy/wafers".into(), "tech/wafers".into()],
+            text: "한빛전자 증산\nHanbit Electronics expands\n생산능력을 월 26만 장으로 늘린다.\nCapacity rises to 260,000 wafers a month.".into(),
+        },
+    ];
+    let text: String = items.iter().map(|i| i.text.as_str()).collect();
+    let glossary = [json!({"ko": "한빛전자", "en": "Hanbit Electronics"})];
+    let mut errors = Vec::new();
+    for glossary in [&glossary[..], &[][..]] {
+        for name in ["digest.md", "digest_map.md"] {
+            let vars = digest_vars("2026-11-24", &fence_for(&text), &items, glossary);
+            if let Err(e) = prompts.render(name, &vars)
+                && !errors
+                    .iter()
+                    .any(|seen: &crate::prompt::PromptError| seen.to_string() == e.to_string())
+            {
+                errors.push(e);
+            }
+        }
+    }
+    errors
+}
+
 fn stories_format(name: &'static str, with_header: bool) -> ReplyFormat {
     let schema = |bounded: bool| {
         let text = |max: u32| {
@@ -399,7 +440,7 @@ impl<'a> Digester<'a> {
             .collect();
         let user = self.prompts.render(
             template,
-            &json!({"date": date, "fence": fence_for(&text), "items": items, "glossary": glossary}),
+            &digest_vars(date, &fence_for(&text), items, &glossary),
         )?;
         Ok(vec![Message::system(system), Message::user(user)])
     }

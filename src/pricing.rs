@@ -233,10 +233,15 @@ impl Pricing {
     }
 }
 
-/// What to write to price `model`.
+/// Whether `model` has an OpenAI list price in [`TABLE`].
+pub fn is_listed(model: &str) -> bool {
+    table_price(model).is_some()
+}
+
+/// How to price `model`: "set [pricing] …", for a sentence.
 pub fn how_to_price(model: &str) -> String {
     format!(
-        "set it in the config: [pricing] \"{model}\" = {{ input = 0.50, output = 1.50 }} (US dollars per million tokens)"
+        "set [pricing] \"{model}\" = {{ input = 0.50, output = 1.50 }} in the config (US dollars per million tokens)"
     )
 }
 

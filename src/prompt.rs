@@ -71,6 +71,12 @@ pub const BUILTINS: &[Builtin] = &[
 /// A template failed to load or render.
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
+    #[error(
+        "the prompts folder {} (prompts.dir) does not exist: start it with `hanbrief prompts init {}`, or leave prompts.dir empty for the built-in prompts",
+        path.display(),
+        path.display()
+    )]
+    NoFolder { path: PathBuf },
     #[error("cannot read prompt {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -107,6 +113,13 @@ impl std::fmt::Debug for Prompts {
 impl Prompts {
     /// The built-in templates, with any file of the same name in `dir` taking precedence.
     pub fn load(dir: Option<&Path>) -> Result<Prompts, PromptError> {
+        // A folder that is not there is a mistake (a typo, a wrong relative path), not a wish
+        // for the built-in prompts: those are had by leaving prompts.dir empty.
+        if let Some(d) = dir.filter(|d| !d.is_dir()) {
+            return Err(PromptError::NoFolder {
+                path: d.to_path_buf(),
+            });
+        }
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_syntax(
@@ -207,6 +220,25 @@ pub fn fence_for(text: &str) -> String {
     }
 }
 
+/// Files in a prompts folder that are not templates hanbrief uses (a misspelt `breif.md` is
+/// silently not used otherwise): hidden files aside.
+pub fn strays(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            !name.starts_with('.') && !BUILTINS.iter().any(|b| b.name == name)
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
 /// Copies the built-in templates into `dir` (creating it) without overwriting existing files.
 /// Returns the files written.
 pub fn init_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -247,6 +279,19 @@ mod tests {
         );
         assert!(p.origin("map.md").ends_with("map.md"));
         assert_eq!(p.origin("brief.md"), "built-in");
+    }
+
+    #[test]
+    fn a_missing_folder_is_an_error_and_strays_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("my-prompts");
+        let err = Prompts::load(Some(&missing)).unwrap_err();
+        assert!(matches!(err, PromptError::NoFolder { .. }), "{err}");
+        assert!(err.to_string().contains("prompts init"), "{err}");
+        std::fs::write(dir.path().join("breif.md"), "x").unwrap();
+        std::fs::write(dir.path().join("brief.md"), "x").unwrap();
+        std::fs::write(dir.path().join(".hidden"), "x").unwrap();
+        assert_eq!(strays(dir.path()), vec![dir.path().join("breif.md")]);
     }
 
     #[test]

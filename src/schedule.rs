@@ -38,6 +38,12 @@ pub enum ScheduleError {
     TimeZone(String),
     #[error("the cron expression {0:?} never fires")]
     Never(String),
+    #[error(
+        "the schedule's input folder {} (schedule.input) does not exist{}; every tick would fail. Create it or set schedule.input",
+        path.display(),
+        if path.is_relative() { " (relative paths in a config file are relative to its folder)" } else { "" }
+    )]
+    NoInput { path: PathBuf },
 }
 
 /// A parsed schedule.
@@ -51,20 +57,41 @@ pub struct Schedule {
 impl Schedule {
     /// Parses a cron expression (seconds optional) and an IANA time zone.
     pub fn parse(expr: &str, tz: &str) -> Result<Schedule, ScheduleError> {
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .build()
-            .parse(expr)
-            .map_err(|e| ScheduleError::Cron {
-                expr: expr.to_string(),
-                message: e.to_string(),
-            })?;
-        let tz = Tz::from_str(tz).map_err(|_| ScheduleError::TimeZone(tz.to_string()))?;
+        let cron = Self::parse_cron(expr)?;
+        let tz = Self::parse_tz(tz)?;
         Ok(Schedule {
             cron,
             tz,
             expr: expr.to_string(),
         })
+    }
+
+    fn parse_cron(expr: &str) -> Result<Cron, ScheduleError> {
+        // croner also takes a seventh field (years) and says "5 to 7 fields"; hanbrief
+        // documents 5 or 6 and keeps to it. Nicknames such as @daily have one.
+        let fields = expr.split_whitespace().count();
+        if !expr.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
+            return Err(ScheduleError::Cron {
+                expr: expr.to_string(),
+                message: format!(
+                    "it has {} field{}",
+                    fields,
+                    if fields == 1 { "" } else { "s" }
+                ),
+            });
+        }
+        CronParser::builder()
+            .seconds(Seconds::Optional)
+            .build()
+            .parse(expr)
+            .map_err(|e| ScheduleError::Cron {
+                expr: expr.to_string(),
+                message: e.to_string().trim_end_matches('.').to_string(),
+            })
+    }
+
+    fn parse_tz(tz: &str) -> Result<Tz, ScheduleError> {
+        Tz::from_str(tz).map_err(|_| ScheduleError::TimeZone(tz.to_string()))
     }
 
     /// The first firing strictly after `after`.
@@ -101,10 +128,54 @@ impl Schedule {
     }
 }
 
-/// Runs the scheduled job until a signal; returns the exit code.
-pub async fn run(settings: &Settings, shutdown: &Shutdown) -> Result<u8, ScheduleError> {
+/// The schedule of `settings`, checked: the cron expression, the time zone, and the input
+/// folder (a missing one would fail every tick, forever). The first problem.
+pub fn check(settings: &Settings) -> Result<Schedule, ScheduleError> {
     let s = &settings.schedule;
     let schedule = Schedule::parse(&s.cron, &s.timezone)?;
+    if !s.input.exists() {
+        return Err(ScheduleError::NoInput {
+            path: s.input.clone(),
+        });
+    }
+    Ok(schedule)
+}
+
+/// Every problem of the schedule of `settings` (for `config check`).
+pub fn problems(settings: &Settings) -> Vec<ScheduleError> {
+    let s = &settings.schedule;
+    let mut out = Vec::new();
+    out.extend(Schedule::parse_cron(&s.cron).err());
+    out.extend(Schedule::parse_tz(&s.timezone).err());
+    if !s.input.exists() {
+        out.push(ScheduleError::NoInput {
+            path: s.input.clone(),
+        });
+    }
+    out
+}
+
+/// "2026-12-01 07:00:00 KST (in 6h 12m)".
+fn when(at: &DateTime<Tz>) -> String {
+    let wait = (at.with_timezone(&Utc) - Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    format!(
+        "{} (in {})",
+        at.format("%Y-%m-%d %H:%M:%S %Z"),
+        humantime::format_duration(Duration::from_secs(wait.as_secs()))
+    )
+}
+
+/// Runs the scheduled job until a signal, or one tick now with `once` (to try a schedule
+/// config); returns the exit code (with `once`, the tick's).
+pub async fn run(
+    settings: &Settings,
+    shutdown: &Shutdown,
+    once: bool,
+) -> Result<u8, ScheduleError> {
+    let s = &settings.schedule;
+    let schedule = check(settings)?;
     tracing::info!(
         cron = %s.cron,
         tz = %s.timezone,
@@ -119,6 +190,15 @@ pub async fn run(settings: &Settings, shutdown: &Shutdown) -> Result<u8, Schedul
         );
     }
     let mut planned = schedule.next_after(Utc::now())?;
+    if once {
+        tracing::info!(
+            "--once: one tick now; the schedule would run next at {}",
+            when(&planned)
+        );
+        let now = Utc::now().with_timezone(&schedule.tz());
+        return Ok(tick(settings, shutdown, now).await);
+    }
+    tracing::info!(at = %planned.to_rfc3339(), "next run at {}", when(&planned));
     loop {
         // Sleep in slices, checking the wall clock: a suspended machine or a clock step must
         // not push a tick hours away from its time.
@@ -162,6 +242,7 @@ pub async fn run(settings: &Settings, shutdown: &Shutdown) -> Result<u8, Schedul
         } else {
             next
         };
+        tracing::info!(at = %planned.to_rfc3339(), "next run at {}", when(&planned));
     }
 }
 
@@ -264,6 +345,21 @@ mod tests {
             next.with_timezone(&Utc).to_rfc3339(),
             "2026-11-23T23:30:02+00:00"
         );
+    }
+
+    #[test]
+    fn field_counts_are_the_documented_ones() {
+        for (expr, fields) in [("every minute", 2), ("0 0 7 * * * 2027", 7), ("* * *", 3)] {
+            let e = Schedule::parse(expr, "UTC").unwrap_err().to_string();
+            assert!(e.contains(&format!("it has {fields} fields")), "{e}");
+            assert!(!e.contains("5 and 7") && !e.contains(".."), "{e}");
+            assert!(
+                e.contains("5 fields") && e.contains("6 with seconds first"),
+                "{e}"
+            );
+        }
+        assert!(Schedule::parse("@daily", "UTC").is_ok());
+        assert!(Schedule::parse("30 0 7 * * *", "UTC").is_ok());
     }
 
     #[test]

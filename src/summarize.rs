@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use futures::future::{BoxFuture, FutureExt, join_all};
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::brief::{self, BriefContent};
 use crate::chunk::{self, Chunk};
@@ -125,6 +126,83 @@ struct GlossaryEntry<'a> {
     en: &'a str,
 }
 
+// The variables each template is rendered with, in one place: the pipeline's calls and
+// `config check`'s sample renders ([`render_samples`]) use the same ones.
+
+fn brief_vars(title: &str, glossary: &[GlossaryEntry], fence: &str, article: &str) -> Value {
+    json!({"title": title, "glossary": glossary, "fence": fence, "article": article})
+}
+
+fn map_vars(title: &str, fence: &str, chunk: &str, index: usize, total: usize) -> Value {
+    json!({"title": title, "fence": fence, "chunk": chunk, "index": index, "total": total})
+}
+
+fn collapse_vars(title: &str, fence: &str, notes: &[Note]) -> Value {
+    json!({"title": title, "fence": fence, "notes": notes})
+}
+
+fn reduce_vars(title: &str, glossary: &[GlossaryEntry], fence: &str, notes: &[Note]) -> Value {
+    json!({"title": title, "glossary": glossary, "fence": fence, "notes": notes})
+}
+
+fn repair_vars(problem: &str) -> Value {
+    json!({ "error": problem })
+}
+
+/// A short article of our own, for sample renders.
+pub const SAMPLE_ARTICLE: &str = "반도체 수출이 142억 달러로 1년 전보다 18.4% 늘었다고 한국무역연구원이 1일 \
+밝혔다.\n한빛전자는 웨이퍼 생산능력을 월 26만 장으로 늘릴 계획이라고 말했다.";
+
+/// Renders every template of the brief pipeline (system, brief, map, collapse, reduce,
+/// repair) with a sample article, once with every optional part (title, glossary) and once
+/// without: a template that uses a variable hanbrief does not give, or breaks in a branch,
+/// fails here instead of in the middle of a run.
+pub fn render_samples(prompts: &Prompts) -> Vec<crate::prompt::PromptError> {
+    let glossary = [GlossaryEntry {
+        ko: "한빛전자",
+        en: "Hanbit Electronics",
+    }];
+    let notes = [
+        Note {
+            index: 1,
+            text: "- 반도체 수출 142억 달러, 18.4% 증가".into(),
+        },
+        Note {
+            index: 2,
+            text: "- 한빛전자 생산능력 월 26만 장 계획".into(),
+        },
+    ];
+    let text = SAMPLE_ARTICLE;
+    let notes_fence = fence_for(&notes_text(&notes));
+    let mut errors = Vec::new();
+    for (title, glossary) in [("반도체 수출 역대 최대", &glossary[..]), ("", &[][..])] {
+        let renders = [
+            ("system.md", json!({})),
+            (
+                "brief.md",
+                brief_vars(title, glossary, &fence_for(text), text),
+            ),
+            ("map.md", map_vars(title, &fence_for(text), text, 1, 2)),
+            ("collapse.md", collapse_vars(title, &notes_fence, &notes)),
+            (
+                "reduce.md",
+                reduce_vars(title, glossary, &notes_fence, &notes),
+            ),
+            ("repair.md", repair_vars("\"summary\".en is not in English")),
+        ];
+        for (name, vars) in renders {
+            if let Err(e) = prompts.render(name, &vars)
+                && !errors
+                    .iter()
+                    .any(|seen: &crate::prompt::PromptError| seen.to_string() == e.to_string())
+            {
+                errors.push(e);
+            }
+        }
+    }
+    errors
+}
+
 impl<'a> Summarizer<'a> {
     /// A summarizer; renders each template once to measure its fixed size.
     pub fn new(
@@ -140,21 +218,14 @@ impl<'a> Summarizer<'a> {
         let sys =
             count(&system) + crate::tokens::MESSAGE_OVERHEAD * 2 + crate::tokens::REPLY_PRIMING;
         let no_glossary: Vec<GlossaryEntry> = Vec::new();
-        let brief = count(&prompts.render(
-            "brief.md",
-            &serde_json::json!({"title": "", "glossary": no_glossary, "fence": "ARTICLE-00000000", "article": ""}),
-        )?);
-        let map = count(&prompts.render(
-            "map.md",
-            &serde_json::json!({"title": "", "fence": "ARTICLE-00000000", "chunk": "", "index": 10, "total": 10}),
-        )?);
-        let collapse = count(&prompts.render(
-            "collapse.md",
-            &serde_json::json!({"title": "", "fence": "ARTICLE-00000000", "notes": empty_notes}),
-        )?);
+        let fence = "ARTICLE-00000000";
+        let brief = count(&prompts.render("brief.md", &brief_vars("", &no_glossary, fence, ""))?);
+        let map = count(&prompts.render("map.md", &map_vars("", fence, "", 10, 10))?);
+        let collapse =
+            count(&prompts.render("collapse.md", &collapse_vars("", fence, &empty_notes))?);
         let reduce = count(&prompts.render(
             "reduce.md",
-            &serde_json::json!({"title": "", "glossary": no_glossary, "fence": "ARTICLE-00000000", "notes": empty_notes}),
+            &reduce_vars("", &no_glossary, fence, &empty_notes),
         )?);
         Ok(Summarizer {
             client,
@@ -239,12 +310,12 @@ impl<'a> Summarizer<'a> {
         if plan.one_call {
             let prompt = self.prompts.render(
                 "brief.md",
-                &serde_json::json!({
-                    "title": title,
-                    "glossary": self.glossary_for(&clean.text),
-                    "fence": fence_for(&clean.text),
-                    "article": clean.text,
-                }),
+                &brief_vars(
+                    &title,
+                    &self.glossary_for(&clean.text),
+                    &fence_for(&clean.text),
+                    &clean.text,
+                ),
             )?;
             // The prompt's size without tokenizing the article again: the plan counted it.
             let glossary: usize = self
@@ -301,12 +372,12 @@ impl<'a> Summarizer<'a> {
             notes = self.collapse_until_fits(title, notes, tally).await?;
             let prompt = self.prompts.render(
                 "reduce.md",
-                &serde_json::json!({
-                    "title": title,
-                    "glossary": self.glossary_for(text),
-                    "fence": fence_for(&notes_text(&notes)),
-                    "notes": notes,
-                }),
+                &reduce_vars(
+                    title,
+                    &self.glossary_for(text),
+                    &fence_for(&notes_text(&notes)),
+                    &notes,
+                ),
             )?;
             match self
                 .brief_call(self.messages(prompt), Purpose::Reduce, None, tally)
@@ -337,7 +408,7 @@ impl<'a> Summarizer<'a> {
         async move {
             let prompt = self.prompts.render(
                 "map.md",
-                &serde_json::json!({"title": title, "fence": fence_for(&text), "chunk": text, "index": index, "total": total}),
+                &map_vars(&title, &fence_for(&text), &text, index, total),
             )?;
             let request = ChatRequest {
                 messages: self.messages(prompt),
@@ -433,7 +504,7 @@ impl<'a> Summarizer<'a> {
             }
             let prompt = self.prompts.render(
                 "collapse.md",
-                &serde_json::json!({"title": title, "fence": fence_for(&notes_text(&group)), "notes": group}),
+                &collapse_vars(title, &fence_for(&notes_text(&group)), &group),
             )?;
             let reply = self
                 .client
@@ -527,8 +598,7 @@ impl JsonCall<'_> {
         let mut repair = messages;
         repair.push(Message::assistant(reply.content));
         repair.push(Message::user(
-            self.prompts
-                .render("repair.md", &serde_json::json!({"error": problem}))?,
+            self.prompts.render("repair.md", &repair_vars(&problem))?,
         ));
         let repair = request(repair, Purpose::Repair, None);
         let reply = self.client.chat(repair.clone()).await?;

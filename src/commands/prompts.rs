@@ -16,10 +16,10 @@ use crate::prompt::{self, Prompts};
 pub(super) fn run(config_flag: &Option<PathBuf>, cmd: PromptsCommand) -> Result<u8> {
     let settings = load_settings(config_flag, Overrides::default())?;
     let dir = settings.prompts_dir.as_deref();
-    let loaded = Prompts::load(dir)?;
     let mut out = std::io::stdout().lock();
     match cmd {
         PromptsCommand::List => {
+            let loaded = Prompts::load(dir)?;
             for b in prompt::BUILTINS {
                 writeln!(
                     out,
@@ -31,6 +31,7 @@ pub(super) fn run(config_flag: &Option<PathBuf>, cmd: PromptsCommand) -> Result<
             }
         }
         PromptsCommand::Show { name } => {
+            Prompts::load(dir)?;
             let Some(b) = prompt::BUILTINS
                 .iter()
                 .find(|b| b.name == name || b.name == format!("{name}.md"))

@@ -23,5 +23,5 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: ScheduleArgs) -> Re
     )?;
     let shutdown = Shutdown::default();
     install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);
-    Ok(crate::schedule::run(&settings, &shutdown).await?)
+    Ok(crate::schedule::run(&settings, &shutdown, args.once).await?)
 }

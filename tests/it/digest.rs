@@ -256,7 +256,7 @@ async fn the_schedule_runs_ticks_picks_up_only_new_articles_and_stops_on_sigterm
     );
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
-        log.contains("tick done") && log.contains("digest written"),
+        log.contains("tick done") && log.contains("digest written") && log.contains("next run at"),
         "{log}"
     );
     // The lock was released: a manual run on the same folder works.
