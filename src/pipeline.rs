@@ -679,9 +679,11 @@ impl Context<'_> {
             },
             generated_at: now_rfc3339(),
         };
-        if self.same_as_written(&brief, stem) {
-            // Re-made (after a settings change, mostly from the cache) and identical to the
-            // brief already there: the file stays as it was, and the article is unchanged.
+        if t.calls == 0 && !self.opts.force && self.same_as_written(&brief, stem) {
+            // Re-made from the cache alone (after a settings change that did not touch the
+            // prompts, or an upgrade) and identical to the brief already there, model included:
+            // the file stays as it was, and the article is unchanged. A brief that cost a call
+            // (a new model, --force, a changed prompt) is written, and names who made it.
             report.status = Status::Unchanged;
             report.reason = Some("re-made, identical to its brief".into());
             report.outputs = self
@@ -705,7 +707,7 @@ impl Context<'_> {
     }
 
     /// Whether the brief already written for this article says the same (content, checks and
-    /// source), with every output file in place.
+    /// source) and was made by the same model, with every output file in place.
     fn same_as_written(&self, brief: &Brief, stem: &Path) -> bool {
         if self.opts.jsonl || !self.settings.output.json {
             return false;
@@ -724,6 +726,7 @@ impl Context<'_> {
         old.content == brief.content
             && old.checks == brief.checks
             && old.source.content_hash == brief.source.content_hash
+            && old.usage.model == brief.usage.model
     }
 
     /// What `usage` of the run's model costs (standard tier); `None` when its price is unknown.

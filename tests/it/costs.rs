@@ -90,3 +90,61 @@ async fn runs_against_a_local_server_cost_nothing_and_priced_models_cost_their_p
         "{totals}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_made_brief_is_written_and_names_the_model_that_made_it() {
+    let env = TestEnv::new().await;
+    env.short_articles(2);
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ok())
+        .mount(&env.server)
+        .await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(env.brief("a0.txt")["usage"]["model"], "test-model");
+
+    // Another model: every article is asked again (the mock answers the same brief).
+    let out = env.summarize(&["--model", "other-model"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let report = env.report();
+    assert_eq!(report["totals"]["calls"], 2, "{report}");
+    assert_eq!(report["totals"]["written"], 2, "{report}");
+    assert_eq!(report["totals"]["unchanged"], 0, "{report}");
+    assert_eq!(env.brief("a0.txt")["usage"]["model"], "other-model");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2 written, 0 unchanged"), "{stderr}");
+
+    // --force: paid for again, so written again.
+    let out = env.summarize(&["--model", "other-model", "--force"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(env.report()["totals"]["written"], 2);
+
+    // Nothing changed: unchanged, no call.
+    let out = env.summarize(&["--model", "other-model"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let report = env.report();
+    assert_eq!(report["totals"]["unchanged"], 2, "{report}");
+    assert_eq!(report["totals"]["calls"], 0, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_counts_briefs_with_warnings() {
+    let env = TestEnv::new().await;
+    env.short_articles(2);
+    // A subway article: the canned brief's chip figures are not in it.
+    env.article(
+        "subway.txt",
+        "지하철 요금 인상\n\n서울시는 지하철 기본요금을 다음 달부터 150원 올린다고 밝혔다.\n시민들의 반응은 엇갈렸다.\n",
+    );
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ok())
+        .mount(&env.server)
+        .await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("3 written (1 with warnings)"), "{stderr}");
+    assert_eq!(env.report()["totals"]["with_warnings"], 1);
+}

@@ -122,14 +122,13 @@ async fn changing_a_prompt_reruns_the_articles() {
         .await;
     let out = env.summarize(&[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    // Both articles were asked again with the new prompt (the mock's `expect(2)`); the mock
-    // answers the same brief, so the files stay and the articles show as re-made, unchanged.
+    // Both articles were asked again with the new prompt (the mock's `expect(2)`): two calls
+    // paid for, two briefs written, even though the mock answers the same brief (a run that
+    // paid for 2 calls and said "2 unchanged" was not honest).
     let report = env.report();
     assert_eq!(report["totals"]["calls"], 2);
-    assert_eq!(
-        report["articles"][0]["reason"],
-        "re-made, identical to its brief"
-    );
+    assert_eq!(report["totals"]["written"], 2, "{report}");
+    assert_eq!(report["totals"]["unchanged"], 0, "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
