@@ -280,6 +280,10 @@ pub struct DigestArgs {
     /// Only briefs written within this long, e.g. 24h, 7d.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub since: Option<std::time::Duration>,
+    /// Ignore cached answers: ask the model again (after editing digest.md, or to get another
+    /// take on the day).
+    #[arg(long)]
+    pub force: bool,
     /// Model id (overrides [endpoint] model).
     #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,

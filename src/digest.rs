@@ -596,6 +596,23 @@ impl<'a> Digester<'a> {
     ) -> Digest {
         let by_id: BTreeMap<&str, &BriefRef> = briefs.iter().map(|b| (b.id.as_str(), b)).collect();
         let mut checks = DigestChecks::default();
+        // The day's title and overview speak for every brief: their figures must come from
+        // one of them.
+        let everything: String = briefs.iter().map(brief_text).collect::<Vec<_>>().join("\n");
+        let all = SourceFigures::new(&everything);
+        for (field, text) in [
+            ("title.ko", &reply.title.ko),
+            ("title.en", &reply.title.en),
+            ("overview.ko", &reply.overview.ko),
+            ("overview.en", &reply.overview.en),
+        ] {
+            for f in all.unsupported(text) {
+                checks.unsupported_figures.push(FigureCheck {
+                    text: f.text,
+                    field: field.to_string(),
+                });
+            }
+        }
         let mut placed: BTreeSet<String> = BTreeSet::new();
         let mut stories: Vec<(String, Story)> = Vec::new();
         for s in reply.stories {
@@ -614,13 +631,7 @@ impl<'a> Digester<'a> {
             let source_text: String = sources
                 .iter()
                 .filter_map(|src| by_id.get(src.id.as_str()))
-                .map(|b| {
-                    brief::fields(&b.brief.content)
-                        .into_iter()
-                        .map(|(_, t)| t)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
+                .map(|b| brief_text(b))
                 .collect::<Vec<_>>()
                 .join("\n");
             let figures = SourceFigures::new(&source_text);
@@ -733,6 +744,15 @@ impl<'a> Digester<'a> {
     }
 }
 
+/// Every text of a brief (both languages), where a digest's figures must come from.
+fn brief_text(b: &BriefRef) -> String {
+    brief::fields(&b.brief.content)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn source(b: &BriefRef) -> StorySource {
     StorySource {
         id: b.id.clone(),
@@ -765,6 +785,18 @@ pub fn write(
     let json = crate::output::with_suffix(stem, "json");
     let md = crate::output::with_suffix(stem, "md");
     let from = stem.parent().unwrap_or(Path::new("."));
+    // Links are computed between absolute paths: a relative briefs folder and an absolute
+    // `-o` (or the reverse) have no common base otherwise.
+    let absolute = |p: &Path| {
+        let p = if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        };
+        std::fs::canonicalize(p)
+            .or_else(|_| std::path::absolute(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
     crate::output::write_atomic(&json, digest.to_json().as_bytes()).map_err(|source| {
         DigestError::Write {
             path: json.clone(),
@@ -773,7 +805,8 @@ pub fn write(
     })?;
     crate::output::write_atomic(
         &md,
-        crate::render::digest(digest, briefs_dir, from).as_bytes(),
+        // The digest's folder exists now (the JSON is in it): both paths canonicalise.
+        crate::render::digest(digest, &absolute(briefs_dir), &absolute(from)).as_bytes(),
     )
     .map_err(|source| DigestError::Write {
         path: md.clone(),
@@ -828,6 +861,7 @@ pub async fn run(
     date: &str,
     stem: &Path,
     shutdown: &crate::pipeline::Shutdown,
+    force: bool,
 ) -> Result<Done, DigestError> {
     let briefs = match selection {
         Selection::All(since) => load_briefs(briefs_dir, &settings.digest.dir, since)?,
@@ -859,7 +893,8 @@ pub async fn run(
             .with_cache(std::sync::Arc::new(crate::store::StoreCache {
                 store: store.clone(),
                 model: settings.endpoint.model.clone(),
-                read: true,
+                // --force: ask the model again (the new answers are still stored).
+                read: !force,
             }))
             .await;
     }

@@ -316,7 +316,17 @@ async fn tick(settings: &Settings, shutdown: &Shutdown, at: DateTime<Tz>) -> u8 
         .join(at.format("%Y-%m-%d-%H%M%S").to_string());
     let date = at.format("%Y-%m-%d").to_string();
     let selection = crate::digest::Selection::Files(new);
-    match crate::digest::run(settings, &s.output, selection, &date, &stem, &tick_shutdown).await {
+    match crate::digest::run(
+        settings,
+        &s.output,
+        selection,
+        &date,
+        &stem,
+        &tick_shutdown,
+        false,
+    )
+    .await
+    {
         Ok(done) => {
             tracing::info!(briefs = done.digest.briefs, digest = %done.json.display(), "digest written")
         }

@@ -62,6 +62,7 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
         &today,
         &stem,
         &shutdown,
+        args.force,
     )
     .await
     {

@@ -264,3 +264,139 @@ async fn the_schedule_runs_ticks_picks_up_only_new_articles_and_stops_on_sigterm
     assert_eq!(again.status.code(), Some(0), "{}", output_text(&again));
     assert_eq!(env.report()["totals"]["unchanged"], 3);
 }
+
+/// Briefs from the newsroom, then a digest whose title and overview carry a figure no brief
+/// has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invented_figure_in_the_digest_title_or_overview_is_flagged() {
+    let env = TestEnv::new().await;
+    briefed(
+        &env,
+        2,
+        Newsroom {
+            merge_first_two: false,
+            drop_last: false,
+            map_merges_pairs: false,
+        },
+    )
+    .await;
+    env.server.reset().await;
+    chat()
+        .respond_with(|req: &wiremock::Request| {
+            let body = String::from_utf8_lossy(&req.body);
+            let ids: Vec<String> = body
+                .split("[sources: ")
+                .skip(1)
+                .map(|r| r[..r.find(']').unwrap()].to_string())
+                .collect();
+            let stories: Vec<serde_json::Value> = ids
+                .iter()
+                .map(|id| {
+                    serde_json::json!({
+                        "topic": "economy",
+                        "headline": {"ko": "반도체 수출 역대 최대", "en": "Chip exports hit a record"},
+                        "summary": {"ko": "반도체 수출이 142억 달러로 늘었다.", "en": "Chip exports rose to $14.2 billion."},
+                        "importance": 3,
+                        "sources": [id]
+                    })
+                })
+                .collect();
+            let digest = serde_json::json!({
+                "title": {"ko": "반도체 투자 9,876억 원", "en": "Chip investment of 987.6 billion won"},
+                "overview": {"ko": "반도체 수출이 142억 달러로 늘고 투자가 9,876억 원에 이르렀다.", "en": "Chip exports rose to $14.2 billion."},
+                "stories": stories
+            });
+            wiremock::ResponseTemplate::new(200).set_body_json(completion(&digest.to_string()))
+        })
+        .mount(&env.server)
+        .await;
+    let out_dir = env.out().display().to_string();
+    let out = env.run(&["digest", &out_dir]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let d = read_json(&digest_files(&env)[0]);
+    let flagged: Vec<(String, String)> = d["checks"]["unsupported_figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["text"].as_str().unwrap().to_string(),
+                f["field"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for field in ["title.ko", "title.en", "overview.ko"] {
+        assert!(
+            flagged.iter().any(|(_, f)| f == field),
+            "{field} not flagged: {flagged:?}"
+        );
+    }
+    assert!(
+        flagged.iter().any(|(t, _)| t.contains("9,876억")),
+        "{flagged:?}"
+    );
+    assert!(
+        !flagged.iter().any(|(t, _)| t.contains("142억")),
+        "a figure the briefs have is fine: {flagged:?}"
+    );
+    let md = std::fs::read_to_string(digest_files(&env)[0].with_extension("md")).unwrap();
+    assert!(md.contains("`9,876억 원`"), "{md}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_resolve_from_a_relative_briefs_folder_to_an_absolute_output_and_force_asks_again() {
+    let env = TestEnv::new().await;
+    briefed(
+        &env,
+        2,
+        Newsroom {
+            merge_first_two: false,
+            drop_last: false,
+            map_merges_pairs: false,
+        },
+    )
+    .await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let stem = elsewhere.path().join("digests").join("today");
+    // The briefs folder as a user types it, relative to where hanbrief runs (the workspace).
+    let out = env
+        .run(&["digest", "out", "-o", stem.to_str().unwrap()])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let md_path = stem.with_extension("md");
+    let md = std::fs::read_to_string(&md_path).unwrap();
+    let links: Vec<&str> = md
+        .split("](")
+        .skip(1)
+        .map(|l| &l[..l.find(')').unwrap()])
+        .collect();
+    assert_eq!(links.len(), 2, "{md}");
+    for target in links {
+        assert!(
+            md_path.parent().unwrap().join(target).is_file(),
+            "broken link {target} in {}",
+            md_path.display()
+        );
+    }
+
+    // Again: from the cache, no call. With --force: the model is asked again.
+    let before = env.server.received_requests().await.unwrap().len();
+    let out = env
+        .run(&["digest", "out", "-o", stem.to_str().unwrap()])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(env.server.received_requests().await.unwrap().len(), before);
+    let out = env
+        .run(&["digest", "out", "-o", stem.to_str().unwrap(), "--force"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(
+        env.server.received_requests().await.unwrap().len(),
+        before + 1
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 call (0 cached)"),
+        "{}",
+        output_text(&out)
+    );
+}
