@@ -7,20 +7,116 @@
 //! instructions smuggled into the article) is rejected with a reason that the repair prompt
 //! quotes back to the model; a brief that fails twice is an error for its article, never a
 //! half-written file.
+//!
+//! Key points and figures are *grounded*: each carries the sentence or sentences of the cleaned
+//! article it stands on ([`Quote`]), copied word for word. The model writes a quote as a plain
+//! string; [`crate::check::anchor_quotes`] finds it in the article and records where it starts,
+//! and [`crate::check::check`] lists the points whose quote is missing or not in the article.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
 use crate::check::Checks;
 
-/// The version tag of the brief's JSON document.
-pub const SCHEMA: &str = "hanbrief.brief/1";
+/// The version tag of the brief's JSON document. `/2` added the quotes of key points and
+/// figures and the grounding checks.
+pub const SCHEMA: &str = "hanbrief.brief/2";
+
+/// Every version `digest` and `eval` read: a `/1` brief reads as one without quotes.
+pub const READABLE_SCHEMAS: &[&str] = &["hanbrief.brief/1", SCHEMA];
 
 /// A text in Korean and in English.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bilingual {
     pub ko: String,
     pub en: String,
+}
+
+/// A passage of the cleaned article quoted as the evidence for a key point or a figure.
+///
+/// The model writes only the text. Once found in the article (word for word, up to whitespace
+/// and quote marks: see [`crate::check::Passages`]) the text is the article's own, and `start`
+/// and `line` say where it is: `start` counts characters (Unicode scalar values, as Rust's
+/// `chars()` and Python's `str` do) from the start of the cleaned text that `hanbrief inspect`
+/// prints, `line` counts that text's lines from 1. Both are `None` for a quote not found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quote {
+    pub text: String,
+    pub start: Option<usize>,
+    pub line: Option<usize>,
+}
+
+impl Quote {
+    /// A quote as the model wrote it, not yet looked up.
+    pub fn new(text: impl Into<String>) -> Quote {
+        Quote {
+            text: text.into(),
+            start: None,
+            line: None,
+        }
+    }
+
+    /// Whether the quote was found in the article.
+    pub fn is_found(&self) -> bool {
+        self.start.is_some()
+    }
+}
+
+impl<'de> Deserialize<'de> for Quote {
+    /// A plain string (what the model writes) or the stored object.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Quote, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Text(String),
+            Full {
+                text: String,
+                #[serde(default)]
+                start: Option<usize>,
+                #[serde(default)]
+                line: Option<usize>,
+            },
+        }
+        Ok(match Repr::deserialize(d)? {
+            Repr::Text(text) => Quote::new(text),
+            Repr::Full { text, start, line } => Quote { text, start, line },
+        })
+    }
+}
+
+/// One quote or a list of them: models without a schema write `"quote": "…"` as often as
+/// `"quotes": ["…"]`.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Quote>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<Quote>),
+        One(Quote),
+        Nothing(()),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(v) => v,
+        OneOrMany::One(q) => vec![q],
+        OneOrMany::Nothing(()) => Vec::new(),
+    })
+}
+
+/// A key point or a figure: Korean, English, and the article's words it stands on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grounded {
+    pub ko: String,
+    pub en: String,
+    /// The supporting passages, verbatim from the cleaned article. Empty in briefs of format
+    /// `/1` and when the model gave none.
+    #[serde(default, alias = "quote", deserialize_with = "one_or_many")]
+    pub quotes: Vec<Quote>,
+}
+
+impl Grounded {
+    /// The Korean and English texts, for checks that read both.
+    pub fn texts(&self) -> [&str; 2] {
+        [&self.ko, &self.en]
+    }
 }
 
 /// A person, organisation, place or thing the article is about.
@@ -52,23 +148,30 @@ pub struct BriefContent {
     pub title: Bilingual,
     pub summary: Bilingual,
     #[serde(alias = "keyPoints", alias = "key points")]
-    pub key_points: Vec<Bilingual>,
+    pub key_points: Vec<Grounded>,
     #[serde(default)]
     pub entities: Vec<Entity>,
     #[serde(default)]
-    pub figures: Vec<Bilingual>,
+    pub figures: Vec<Grounded>,
 }
 
 /// The JSON schema of [`BriefContent`] for endpoints that enforce schemas strictly (OpenAI's
 /// structured outputs: every property required, no extra properties, no length keywords).
 pub fn content_schema() -> serde_json::Value {
-    schema(false)
+    schema(false, None)
 }
 
 /// The same schema with length bounds, for grammar-constrained servers (llama.cpp), where the
 /// bounds stop a small model from writing forever.
 pub fn content_schema_bounded() -> serde_json::Value {
-    schema(true)
+    schema(true, None)
+}
+
+/// The schema of a brief written from `points` selected sentences (the `select` strategy): one
+/// key point per sentence, in order, and no quotes, since the sentences are the quotes. Bounded
+/// (for grammar servers) it asks for exactly `points` key points.
+pub fn select_schema(points: usize, bounded: bool) -> serde_json::Value {
+    schema(bounded, Some(points))
 }
 
 /// In the grammar schema: a Korean text has at least one Hangul syllable.
@@ -77,7 +180,11 @@ const KOREAN_PATTERN: &str = "^[^\"\\\\\\x00-\\x1F]*[가-힣][^\"\\\\\\x00-\\x1F
 /// JSON string grammar handles).
 const ENGLISH_PATTERN: &str = "^[ !#-\\[\\]-~]+$";
 
-fn schema(bounded: bool) -> serde_json::Value {
+/// In the grammar schema, the longest quote: about two sentences of Korean news.
+const QUOTE_MAX_CHARS: u32 = 240;
+
+/// `select`: `Some(n)` for the select strategy's shape (n key points, no quotes).
+fn schema(bounded: bool, select: Option<usize>) -> serde_json::Value {
     // Grammar-constrained servers enforce lengths and patterns token by token: a small model
     // then cannot write forever, nor Korean where English belongs.
     let text = |max: u32, pattern: Option<&str>| {
@@ -90,21 +197,35 @@ fn schema(bounded: bool) -> serde_json::Value {
         }
         t
     };
-    let pair = |max: u32, ko: Option<&str>| {
-        json!({
-            "type": "object",
-            "properties": {"ko": text(max, ko), "en": text(max, Some(ENGLISH_PATTERN))},
-            "required": ["ko", "en"],
-            "additionalProperties": false
-        })
-    };
-    let list = |item: serde_json::Value, min: u32, max: u32| {
+    let list = |item: serde_json::Value, min: usize, max: usize| {
         if bounded {
             json!({"type": "array", "items": item, "minItems": min, "maxItems": max})
         } else {
             json!({"type": "array", "items": item})
         }
     };
+    // One quote per item in the grammar: a small model writing two quotes mostly repeats one.
+    let quotes = || {
+        let mut quote = text(QUOTE_MAX_CHARS, Some(KOREAN_PATTERN));
+        if bounded {
+            quote["minLength"] = json!(crate::check::MIN_QUOTE_CHARS);
+        }
+        list(quote, 1, 1)
+    };
+    let pair = |max: u32, ko: Option<&str>, grounded: bool| {
+        let mut p = json!({
+            "type": "object",
+            "properties": {"ko": text(max, ko), "en": text(max, Some(ENGLISH_PATTERN))},
+            "required": ["ko", "en"],
+            "additionalProperties": false
+        });
+        if grounded {
+            p["properties"]["quotes"] = quotes();
+            p["required"] = json!(["ko", "en", "quotes"]);
+        }
+        p
+    };
+    let grounded = select.is_none();
     let entity = json!({
         "type": "object",
         "properties": {
@@ -115,15 +236,15 @@ fn schema(bounded: bool) -> serde_json::Value {
         "required": ["ko", "en", "kind"],
         "additionalProperties": false
     });
+    let (min_points, max_points) = select.map_or((1, 3), |n| (n.max(1), n.max(1)));
     json!({
         "type": "object",
         "properties": {
-            "title": pair(80, Some(KOREAN_PATTERN)),
-            "summary": pair(300, Some(KOREAN_PATTERN)),
-            "key_points": list(pair(150, Some(KOREAN_PATTERN)), 1, 3),
+            "title": pair(80, Some(KOREAN_PATTERN), false),
+            "summary": pair(300, Some(KOREAN_PATTERN), false),
+            "key_points": list(pair(150, Some(KOREAN_PATTERN), grounded), min_points, max_points),
             "entities": list(entity, 0, 4),
-            "figures": list(pair(60, None), 0, 4)
-
+            "figures": list(pair(60, None, grounded), 0, 4)
         },
         "required": ["title", "summary", "key_points", "entities", "figures"],
         "additionalProperties": false
@@ -153,10 +274,18 @@ fn trim_all(c: &mut BriefContent) {
         b.ko = b.ko.trim().to_string();
         b.en = b.en.trim().to_string();
     };
+    let g = |p: &mut Grounded| {
+        p.ko = p.ko.trim().to_string();
+        p.en = p.en.trim().to_string();
+        for q in &mut p.quotes {
+            q.text = q.text.trim().to_string();
+        }
+        p.quotes.retain(|q| !q.text.is_empty());
+    };
     t(&mut c.title);
     t(&mut c.summary);
-    c.key_points.iter_mut().for_each(t);
-    c.figures.iter_mut().for_each(t);
+    c.key_points.iter_mut().for_each(g);
+    c.figures.iter_mut().for_each(g);
     c.key_points
         .retain(|k| !k.ko.is_empty() || !k.en.is_empty());
     c.figures.retain(|f| !f.ko.is_empty() || !f.en.is_empty());
@@ -170,22 +299,22 @@ fn trim_all(c: &mut BriefContent) {
 
 fn validate(c: &BriefContent) -> Result<(), String> {
     let mut problems = Vec::new();
-    let mut pair = |field: &str, b: &Bilingual| {
-        if b.ko.is_empty() {
+    let mut pair = |field: &str, ko: &str, en: &str| {
+        if ko.is_empty() {
             problems.push(format!("\"{field}\".ko is empty"));
-        } else if !is_korean(&b.ko) {
+        } else if !is_korean(ko) {
             problems.push(format!("\"{field}\".ko is not in Korean"));
         }
-        if b.en.is_empty() {
+        if en.is_empty() {
             problems.push(format!("\"{field}\".en is empty"));
-        } else if !is_english(&b.en) {
+        } else if !is_english(en) {
             problems.push(format!("\"{field}\".en is not in English"));
         }
     };
-    pair("title", &c.title);
-    pair("summary", &c.summary);
+    pair("title", &c.title.ko, &c.title.en);
+    pair("summary", &c.summary.ko, &c.summary.en);
     for (i, k) in c.key_points.iter().enumerate() {
-        pair(&format!("key_points[{i}]"), k);
+        pair(&format!("key_points[{i}]"), &k.ko, &k.en);
     }
     if c.key_points.is_empty() {
         problems.push("\"key_points\" is empty".to_string());
@@ -353,9 +482,9 @@ pub(crate) mod tests {
         json!({
             "title": {"ko": "반도체 수출 역대 최대", "en": "Chip exports hit a record"},
             "summary": {"ko": "반도체 수출이 142억 달러로 늘었다.", "en": "Chip exports rose to $14.2 billion."},
-            "key_points": [{"ko": "수출이 18.4% 늘었다.", "en": "Exports grew 18.4%."}],
+            "key_points": [{"ko": "수출이 18.4% 늘었다.", "en": "Exports grew 18.4%.", "quotes": ["반도체 수출이 142억 달러로 18.4% 늘었다"]}],
             "entities": [{"ko": "한빛전자", "en": "Hanbit Electronics", "kind": "organization"}],
-            "figures": [{"ko": "142억 달러", "en": "$14.2 billion"}]
+            "figures": [{"ko": "142억 달러", "en": "$14.2 billion", "quote": "반도체 수출이 142억 달러로 18.4% 늘었다"}]
         })
         .to_string()
     }
@@ -410,6 +539,63 @@ pub(crate) mod tests {
             Some("{\"a\": {\"b\": 1}}")
         );
         assert_eq!(extract_json_object("{ unterminated"), None);
+    }
+
+    #[test]
+    fn briefs_of_format_1_still_load_without_quotes() {
+        let text = include_str!("../tests/data/briefs/v1-semiconductor-export.json");
+        let b: Brief = serde_json::from_str(text).expect("a /1 brief reads");
+        assert_eq!(b.schema, "hanbrief.brief/1");
+        assert!(READABLE_SCHEMAS.contains(&b.schema.as_str()));
+        assert_eq!(b.content.key_points.len(), 3);
+        assert!(b.content.key_points.iter().all(|k| k.quotes.is_empty()));
+        assert!(b.checks.ungrounded.is_empty() && b.checks.figures_outside_quotes.is_empty());
+        // Written again, it keeps what it had and gains the new, empty fields.
+        let again: Brief = serde_json::from_str(&b.to_json()).unwrap();
+        assert_eq!(again, b);
+    }
+
+    #[test]
+    fn quotes_read_as_strings_objects_or_one_bare_quote() {
+        let json = r#"{"ko": "가", "en": "a", "quotes": ["첫 문장이다.", {"text": "둘째 문장이다.", "start": 12, "line": 2}]}"#;
+        let g: Grounded = serde_json::from_str(json).unwrap();
+        assert_eq!(g.quotes[0], Quote::new("첫 문장이다."));
+        assert_eq!(g.quotes[1].start, Some(12));
+        let one: Grounded =
+            serde_json::from_str(r#"{"ko": "가", "en": "a", "quote": "한 문장이다."}"#).unwrap();
+        assert_eq!(one.quotes, vec![Quote::new("한 문장이다.")]);
+        let stored = serde_json::to_value(&g).unwrap();
+        assert_eq!(
+            stored["quotes"][0],
+            json!({"text": "첫 문장이다.", "start": null, "line": null})
+        );
+    }
+
+    #[test]
+    fn schemas_bound_quotes_for_grammar_servers_and_select_leaves_them_out() {
+        let bounded = content_schema_bounded();
+        let quotes = &bounded["properties"]["key_points"]["items"]["properties"]["quotes"];
+        assert_eq!(quotes["maxItems"], json!(1));
+        assert_eq!(quotes["items"]["maxLength"], json!(QUOTE_MAX_CHARS));
+        assert!(quotes["items"]["pattern"].is_string());
+        let strict = content_schema();
+        assert_eq!(
+            strict["properties"]["figures"]["items"]["required"],
+            json!(["ko", "en", "quotes"])
+        );
+        let select = select_schema(4, true);
+        let points = &select["properties"]["key_points"];
+        assert_eq!(
+            (points["minItems"].clone(), points["maxItems"].clone()),
+            (json!(4), json!(4))
+        );
+        assert!(points["items"]["properties"]["quotes"].is_null());
+        assert!(
+            select_schema(4, false)
+                .to_string()
+                .find("maxItems")
+                .is_none()
+        );
     }
 
     #[test]

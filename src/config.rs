@@ -104,6 +104,7 @@ pub struct FileConfig {
     pub endpoint: EndpointFile,
     pub limits: LimitsFile,
     pub chunking: ChunkingFile,
+    pub summary: SummaryFile,
     pub output: OutputFile,
     pub prompts: PromptsFile,
     pub schedule: ScheduleFile,
@@ -151,6 +152,13 @@ pub struct ChunkingFile {
     pub margin: f64,
     pub brief_max_tokens: i64,
     pub notes_max_tokens: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryFile {
+    pub strategy: String,
+    pub sentences: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -272,6 +280,24 @@ pub struct ChunkSettings {
     pub notes_max_tokens: u32,
 }
 
+/// How a brief is written (`[summary]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// The model reads the article (or notes on its parts) and writes the brief with its quotes.
+    Free,
+    /// hanbrief picks the article's most informative sentences (no model), and the model only
+    /// shortens and translates them; the picked sentences are the quotes. For small models.
+    Select,
+}
+
+/// `[summary]`: the strategy, and how many sentences `select` picks.
+#[derive(Debug, Clone, Copy)]
+pub struct SummarySettings {
+    pub strategy: Strategy,
+    /// Sentences (= key points) the select strategy picks.
+    pub sentences: usize,
+}
+
 /// Output formats.
 #[derive(Debug, Clone)]
 pub struct OutputSettings {
@@ -304,6 +330,7 @@ pub struct Settings {
     pub endpoint: EndpointSettings,
     pub limits: LimitSettings,
     pub chunking: ChunkSettings,
+    pub summary: SummarySettings,
     pub output: OutputSettings,
     /// A folder of prompt overrides, if any.
     pub prompts_dir: Option<PathBuf>,
@@ -673,6 +700,24 @@ impl Layers {
             ));
         }
 
+        let summary = SummarySettings {
+            strategy: match raw.summary.strategy.as_str() {
+                "free" => Strategy::Free,
+                "select" => Strategy::Select,
+                other => {
+                    return Err(v.invalid("summary.strategy", other, "\"free\" or \"select\""));
+                }
+            },
+            sentences: v.at_least("summary.sentences", raw.summary.sentences, 1)? as usize,
+        };
+        if summary.sentences > 12 {
+            return Err(v.invalid(
+                "summary.sentences",
+                &summary.sentences.to_string(),
+                "at most 12 (a brief has a few key points)",
+            ));
+        }
+
         let mut markdown = false;
         let mut json = false;
         for f in &raw.output.formats {
@@ -740,6 +785,7 @@ impl Layers {
             endpoint,
             limits,
             chunking,
+            summary,
             output,
             prompts_dir,
             schedule,

@@ -148,7 +148,7 @@ pub fn read_briefs(root: &Path, files: &[PathBuf]) -> Vec<BriefRef> {
                 continue;
             }
         };
-        if brief.schema != brief::SCHEMA {
+        if !brief::READABLE_SCHEMAS.contains(&brief.schema.as_str()) {
             continue;
         }
         let rel = path.strip_prefix(root).unwrap_or(path).with_extension("");

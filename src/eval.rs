@@ -12,7 +12,15 @@
 //!   figures in the briefs;
 //! - **bilingual completeness**: fields of the briefs filled in the right language on both
 //!   sides / fields;
+//! - **grounded key points**: key points whose quotes were all found in the cleaned article
+//!   word for word (and that have one) / key points;
+//! - **figures in their own quote**: figures written in key points and figure entries that the
+//!   item's own found quotes carry (by value) / such figures;
 //! - **tokens and calls per article**.
+//!
+//! Quotes are not brief text here: fact coverage counts only what the brief itself says
+//! (title, summary, key points, entities, figures), so that copying sentences into quotes
+//! cannot raise it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,6 +89,11 @@ pub struct ArticleScore {
     pub unsupported_figures: usize,
     pub fields: usize,
     pub complete_fields: usize,
+    pub key_points: usize,
+    pub grounded_points: usize,
+    /// Figures in key points and figure entries, and how many their own quotes carry.
+    pub item_figures: usize,
+    pub figures_in_quote: usize,
     pub calls: u32,
     pub tokens: u64,
     /// Whether `calls` and `tokens` say what the brief cost: false when it came whole from the
@@ -99,6 +112,8 @@ pub struct EvalReport {
     pub fact_coverage: f64,
     pub unsupported_figure_rate: f64,
     pub bilingual_completeness: f64,
+    pub grounded_rate: f64,
+    pub figures_in_quote_rate: f64,
     /// Averages over the articles whose cost is known (`costed`).
     pub tokens_per_article: f64,
     pub calls_per_article: f64,
@@ -217,6 +232,8 @@ pub async fn run(
         fact_coverage: ratio(sum(|s| s.facts_found), sum(|s| s.facts)),
         unsupported_figure_rate: ratio(sum(|s| s.unsupported_figures), sum(|s| s.figures)),
         bilingual_completeness: ratio(sum(|s| s.complete_fields), sum(|s| s.fields)),
+        grounded_rate: ratio(sum(|s| s.grounded_points), sum(|s| s.key_points)),
+        figures_in_quote_rate: ratio(sum(|s| s.figures_in_quote), sum(|s| s.item_figures)),
         tokens_per_article: per_costed(costed.iter().map(|s| s.tokens).sum()),
         calls_per_article: per_costed(costed.iter().map(|s| u64::from(s.calls)).sum()),
         costed_articles: costed.len(),
@@ -278,6 +295,29 @@ fn score_brief(score: &mut ArticleScore, b: &Brief, wanted: &[Fact]) {
     for k in &c.key_points {
         pair(&k.ko, &k.en);
     }
+    score.key_points = c.key_points.len();
+    score.grounded_points = c
+        .key_points
+        .iter()
+        .filter(|k| !k.quotes.is_empty() && k.quotes.iter().all(|q| q.is_found()))
+        .count();
+    for item in c.key_points.iter().chain(&c.figures) {
+        let quoted: Vec<&str> = item
+            .quotes
+            .iter()
+            .filter(|q| q.is_found())
+            .map(|q| q.text.as_str())
+            .collect();
+        let quoted = SourceFigures::new(&quoted.join("\n"));
+        for text in item.texts() {
+            for f in figures::extract(text) {
+                score.item_figures += 1;
+                if quoted.supports(&f) {
+                    score.figures_in_quote += 1;
+                }
+            }
+        }
+    }
 }
 
 impl EvalReport {
@@ -287,13 +327,21 @@ impl EvalReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<22} {:<9} {:>7} {:>11} {:>9} {:>6} {:>8}  missing",
-            "article", "status", "facts", "unsupp.fig", "ko/en", "calls", "tokens"
+            "{:<22} {:<9} {:>7} {:>11} {:>9} {:>9} {:>9} {:>6} {:>8}  missing",
+            "article",
+            "status",
+            "facts",
+            "unsupp.fig",
+            "ko/en",
+            "grounded",
+            "fig∈quote",
+            "calls",
+            "tokens"
         );
         for s in &self.per_article {
             let _ = writeln!(
                 out,
-                "{:<22} {:<9} {:>3}/{:<3} {:>5}/{:<5} {:>4}/{:<4} {:>6} {:>8}  {}",
+                "{:<22} {:<9} {:>3}/{:<3} {:>5}/{:<5} {:>4}/{:<4} {:>4}/{:<4} {:>4}/{:<4} {:>6} {:>8}  {}",
                 s.article,
                 s.status,
                 s.facts_found,
@@ -302,6 +350,10 @@ impl EvalReport {
                 s.figures,
                 s.complete_fields,
                 s.fields,
+                s.grounded_points,
+                s.key_points,
+                s.figures_in_quote,
+                s.item_figures,
                 if s.costed {
                     s.calls.to_string()
                 } else {
@@ -317,13 +369,15 @@ impl EvalReport {
         }
         let _ = writeln!(
             out,
-            "\n{} articles, model {}: valid briefs {:.0} % · fact coverage {:.1} % · unsupported figures {:.1} % · bilingual completeness {:.1} % · {:.0} tokens and {:.1} calls per article{} · {:.0}s",
+            "\n{} articles, model {}: valid briefs {:.0} % · fact coverage {:.1} % · unsupported figures {:.1} % · bilingual completeness {:.1} % · grounded key points {:.1} % · figures in their own quote {:.1} % · {:.0} tokens and {:.1} calls per article{} · {:.0}s",
             self.articles,
             self.model,
             100.0 * self.valid_brief_rate,
             100.0 * self.fact_coverage,
             100.0 * self.unsupported_figure_rate,
             100.0 * self.bilingual_completeness,
+            100.0 * self.grounded_rate,
+            100.0 * self.figures_in_quote_rate,
             self.tokens_per_article,
             self.calls_per_article,
             if self.costed_articles == self.articles {
@@ -343,7 +397,7 @@ impl EvalReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::brief::{Bilingual, BriefContent, BriefUsage, Entity, SourceInfo};
+    use crate::brief::{Bilingual, BriefContent, BriefUsage, Entity, Grounded, SourceInfo};
     use crate::check::Checks;
 
     fn brief() -> Brief {
@@ -368,9 +422,10 @@ mod tests {
                     ko: "1조 1,800억 원에 인수했다.".into(),
                     en: "It paid 1.18 trillion won.".into(),
                 },
-                key_points: vec![Bilingual {
+                key_points: vec![Grounded {
                     ko: "점포는 3,200개다.".into(),
                     en: "점포 3,200".into(),
+                    quotes: vec![],
                 }],
                 entities: vec![Entity {
                     ko: "권도윤".into(),
@@ -383,6 +438,57 @@ mod tests {
             usage: BriefUsage::default(),
             generated_at: String::new(),
         }
+    }
+
+    #[test]
+    fn briefs_of_format_1_are_scored_with_nothing_grounded() {
+        let old: Brief = serde_json::from_str(include_str!(
+            "../tests/data/briefs/v1-semiconductor-export.json"
+        ))
+        .unwrap();
+        let wanted: Vec<Fact> = toml::from_str::<ArticleFacts>(
+            r#"facts = [{ figure = "142억 달러" }, { any = ["HBM"] }]"#,
+        )
+        .unwrap()
+        .facts;
+        let mut s = ArticleScore::default();
+        score_brief(&mut s, &old, &wanted);
+        assert_eq!(s.facts_found, 2);
+        assert_eq!((s.grounded_points, s.key_points), (0, 3));
+        assert_eq!(s.figures_in_quote, 0);
+        assert!(s.item_figures > 0);
+    }
+
+    #[test]
+    fn grounding_counts_found_quotes_and_figures_in_them() {
+        let mut b = brief();
+        let found = |text: &str| crate::brief::Quote {
+            text: text.into(),
+            start: Some(0),
+            line: Some(1),
+        };
+        b.content.key_points = vec![
+            Grounded {
+                ko: "점포는 3,200개다.".into(),
+                en: "It has 3,200 stores.".into(),
+                quotes: vec![found("이음24는 점포 3,200개를 운영한다.")],
+            },
+            Grounded {
+                ko: "매출은 2조 원이다.".into(),
+                en: "Sales are 2 trillion won.".into(),
+                quotes: vec![found("이음24는 성장했다.")],
+            },
+            Grounded {
+                ko: "인수한다.".into(),
+                en: "It buys.".into(),
+                quotes: vec![crate::brief::Quote::new("없는 문장이다.")],
+            },
+        ];
+        let mut s = ArticleScore::default();
+        score_brief(&mut s, &b, &[]);
+        assert_eq!((s.grounded_points, s.key_points), (2, 3));
+        // 3,200 twice (ko, en) in its quote; 2조 and "2 trillion" not in theirs.
+        assert_eq!((s.figures_in_quote, s.item_figures), (2, 4));
     }
 
     #[test]

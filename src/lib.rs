@@ -44,6 +44,7 @@ pub mod ratelimit;
 pub mod render;
 pub mod report;
 pub mod schedule;
+pub mod select;
 pub mod store;
 pub mod summarize;
 pub mod tokens;

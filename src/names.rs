@@ -162,7 +162,7 @@ pub fn replace_words(text: &str, from: &str, to: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::brief::{Bilingual, Entity};
+    use crate::brief::{Bilingual, Entity, Grounded};
 
     fn content(en_name: &str) -> BriefContent {
         BriefContent {
@@ -174,9 +174,10 @@ mod tests {
                 ko: "최태원 회장이 말했다.".into(),
                 en: format!("Chairman {en_name} said so; {en_name}'s group agreed."),
             },
-            key_points: vec![Bilingual {
+            key_points: vec![Grounded {
                 ko: "협력".into(),
                 en: format!("{en_name}son is another person."),
+                quotes: vec![],
             }],
             entities: vec![Entity {
                 ko: "최태원".into(),

@@ -258,15 +258,14 @@ pub async fn run(
     if let Some(p) = &opts.progress {
         p.watch(client.stats_handle(), client.limiter_handle());
     }
-    let summarizer = Summarizer::new(&client, &prompts, &settings.chunking, &settings.glossary)
-        .map_err(|e| match e {
-            ArticleError::Prompt(p) => RunError::Prompt(p),
-            other => RunError::Prompt(crate::prompt::PromptError::Render {
-                name: "system.md".into(),
-                origin: "built-in".into(),
-                message: other.to_string(),
-            }),
-        })?;
+    let summarizer = Summarizer::new(&client, &prompts, settings).map_err(|e| match e {
+        ArticleError::Prompt(p) => RunError::Prompt(p),
+        other => RunError::Prompt(crate::prompt::PromptError::Render {
+            name: "system.md".into(),
+            origin: "built-in".into(),
+            message: other.to_string(),
+        }),
+    })?;
     let run_id = match store.as_ref().filter(|_| !opts.dry_run) {
         Some(s) => Some(s.start_run("summarize", &started_at).await?),
         None => None,
@@ -370,9 +369,10 @@ pub async fn run(
 }
 
 /// A hash of everything besides the article that shapes its brief: the model and sampling,
-/// the prompts, the chunking budgets, the context window, the glossary, the brief's schema and
-/// hanbrief's version (a new version may clean or check differently). Not the endpoint's URL,
-/// limits or output formats, which change how a brief is fetched or shown, not what it says.
+/// the prompts, the chunking budgets, the summary strategy, the context window, the glossary,
+/// the brief's schema and hanbrief's version (a new version may clean or check differently).
+/// Not the endpoint's URL, limits or output formats, which change how a brief is fetched or
+/// shown, not what it says.
 pub fn settings_fingerprint(settings: &Settings, prompts: &Prompts) -> String {
     let e = &settings.endpoint;
     let c = &settings.chunking;
@@ -391,6 +391,8 @@ pub fn settings_fingerprint(settings: &Settings, prompts: &Prompts) -> String {
         "margin": c.margin,
         "brief_max_tokens": c.brief_max_tokens,
         "notes_max_tokens": c.notes_max_tokens,
+        "strategy": format!("{:?}", settings.summary.strategy),
+        "sentences": settings.summary.sentences,
         "glossary": settings.glossary,
     });
     // Only when set, so that fingerprints of runs without it are unchanged.
@@ -638,6 +640,8 @@ impl Context<'_> {
             Err(e) => return (self.failed(report, e), hash),
         };
 
+        // Quotes found in the article take its own text and their place in it.
+        crate::check::anchor_quotes(&mut content, &cleaned.text);
         let (renamings, new_names) = self.names.unify(&mut content);
         if let Some(store) = &self.store
             && let Err(err) = store.add_names(new_names).await

@@ -29,7 +29,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "format.md",
         text: include_str!("../prompts/format.md"),
-        purpose: "the JSON shape of a brief, included by brief.md and reduce.md",
+        purpose: "the JSON shape of a brief with its quotes, included by brief.md and reduce.md",
     },
     Builtin {
         name: "brief.md",
@@ -55,6 +55,16 @@ pub const BUILTINS: &[Builtin] = &[
         name: "repair.md",
         text: include_str!("../prompts/repair.md"),
         purpose: "asks once more when a reply is not a valid brief",
+    },
+    Builtin {
+        name: "ground.md",
+        text: include_str!("../prompts/ground.md"),
+        purpose: "asks once more when key points or figures do not quote the article word for word",
+    },
+    Builtin {
+        name: "select.md",
+        text: include_str!("../prompts/select.md"),
+        purpose: "the article's picked sentences → a brief (strategy \"select\")",
     },
     Builtin {
         name: "digest.md",

@@ -3,10 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::brief::Brief;
+use crate::brief::{Brief, Grounded};
 use crate::digest::Digest;
 
-/// A brief in Markdown: Korean first, English under it, warnings at the top.
+/// A brief in Markdown: Korean first, English under it, warnings at the top, and under each key
+/// point and figure the article's sentence it stands on (a quote block, which a phone and a
+/// terminal both show as an indented `>` line right under its point).
 pub fn brief(b: &Brief) -> String {
     use std::fmt::Write;
     let c = &b.content;
@@ -45,6 +47,32 @@ pub fn brief(b: &Brief) -> String {
                 .unwrap_or_default()
         );
     }
+    if !b.checks.ungrounded.is_empty() {
+        let list: Vec<String> = b
+            .checks
+            .ungrounded
+            .iter()
+            .map(|u| label(&u.field))
+            .collect();
+        let _ = writeln!(
+            md,
+            "> ⚠️ **원문 근거를 찾지 못한 항목 · Not found in the source word for word:** {}\n",
+            list.join(", ")
+        );
+    }
+    if !b.checks.figures_outside_quotes.is_empty() {
+        let list: Vec<String> = b
+            .checks
+            .figures_outside_quotes
+            .iter()
+            .map(|f| format!("`{}` ({})", f.text, label(&f.field)))
+            .collect();
+        let _ = writeln!(
+            md,
+            "> ⚠️ **인용문에 없는 수치 · Figures not in their own quote:** {}\n",
+            list.join(", ")
+        );
+    }
     for w in &b.checks.warnings {
         let _ = writeln!(md, "> ⚠️ {w}\n");
     }
@@ -56,12 +84,14 @@ pub fn brief(b: &Brief) -> String {
     let _ = writeln!(md, "## 핵심 · Key points\n");
     for k in &c.key_points {
         let _ = writeln!(md, "- {}\n  <br>*{}*", k.ko, k.en);
+        evidence(&mut md, k, &[]);
     }
     md.push('\n');
     if !c.figures.is_empty() {
         let _ = writeln!(md, "## 수치 · Figures\n");
         for f in &c.figures {
             let _ = writeln!(md, "- {} · *{}*", f.ko, f.en);
+            evidence(&mut md, f, &c.key_points);
         }
         md.push('\n');
     }
@@ -96,6 +126,65 @@ pub fn brief(b: &Brief) -> String {
         b.generated_at,
     );
     md
+}
+
+/// The quotes of a key point or figure, as quote blocks inside its list item. A figure whose
+/// quote is a key point's says so instead of repeating the sentence.
+fn evidence(md: &mut String, item: &Grounded, points: &[Grounded]) {
+    use std::fmt::Write;
+    if item.quotes.is_empty() {
+        let _ = writeln!(md, "  > ⚠️ 원문 인용 없음 · no quote from the source");
+    }
+    for (i, q) in item.quotes.iter().enumerate() {
+        if i > 0 {
+            // A paragraph break inside the quote block: one quote per line, also when rendered.
+            let _ = writeln!(md, "  >");
+        }
+        match (q.start, q.line) {
+            (Some(_), line) => {
+                let at = line
+                    .map(|l| format!(" <sub>(원문 {l}행 · line {l})</sub>"))
+                    .unwrap_or_default();
+                match points
+                    .iter()
+                    .position(|p| p.quotes.iter().any(|pq| pq.text == q.text))
+                {
+                    Some(i) => {
+                        let _ = writeln!(
+                            md,
+                            "  > 핵심 {n}의 문장 · the sentence of key point {n}{at}",
+                            n = i + 1
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(md, "  > {}{at}", q.text);
+                    }
+                }
+            }
+            (None, _) => {
+                let _ = writeln!(
+                    md,
+                    "  > ⚠️ 원문에 없는 인용 · not in the source: {}",
+                    q.text
+                );
+            }
+        }
+    }
+}
+
+/// `key_points[1]` → `핵심 2 · key point 2`, `figures[0].en` → `수치 1 · figure 1`.
+fn label(field: &str) -> String {
+    let (name, rest) = field.split_once('[').unwrap_or((field, ""));
+    let n = rest
+        .split(']')
+        .next()
+        .and_then(|i| i.parse::<usize>().ok())
+        .map_or(0, |i| i + 1);
+    match name {
+        "key_points" => format!("핵심 {n} · key point {n}"),
+        "figures" => format!("수치 {n} · figure {n}"),
+        _ => field.to_string(),
+    }
 }
 
 /// A digest in Markdown; links to briefs are relative to `from` (the digest's folder), given

@@ -11,6 +11,18 @@
 //! long, the step splits its input and goes on: a chunk into two halves, a one-call article into
 //! map-reduce, a reduce into a collapse level. A reply that is not a valid brief gets one repair
 //! call that quotes what was wrong.
+//!
+//! **Grounding.** Every key point and figure quotes the article. A brief whose quotes are
+//! missing or not the article's words gets one more repair call that lists the failing points;
+//! the repaired brief is taken if fewer points fail, and what still fails is kept and flagged by
+//! the check step. In map-reduce, notes carry their quotes (`  > …` under each note), which are
+//! checked against the article before the reduce sees them, and the reduce's quotes are checked
+//! against the whole article.
+//!
+//! **Select** (`[summary] strategy = "select"`): no notes and no whole article for the model.
+//! [`crate::select`] picks the article's most informative sentences (whatever its length, so
+//! there is no map-reduce), the model writes one key point per sentence, and the sentences are
+//! the key points' quotes.
 
 use std::collections::BTreeMap;
 
@@ -18,10 +30,11 @@ use futures::future::{BoxFuture, FutureExt, join_all};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::brief::{self, BriefContent};
+use crate::brief::{self, BriefContent, Quote};
+use crate::check::{self, Passages};
 use crate::chunk::{self, Chunk};
 use crate::clean::CleanArticle;
-use crate::config::ChunkSettings;
+use crate::config::{ChunkSettings, Settings, Strategy, SummarySettings};
 use crate::error::ArticleError;
 use crate::llm::{
     ChatClient, ChatReply, ChatRequest, FinishReason, LlmError, Message, Purpose, ReplyFormat,
@@ -37,6 +50,7 @@ struct Overheads {
     map: usize,
     collapse: usize,
     reduce: usize,
+    select: usize,
     /// Per note: its `[part n]` label and separators.
     per_note: usize,
 }
@@ -115,6 +129,7 @@ pub struct Summarizer<'a> {
     client: &'a ChatClient,
     prompts: &'a Prompts,
     chunking: &'a ChunkSettings,
+    summary: SummarySettings,
     glossary: &'a BTreeMap<String, String>,
     system: String,
     overheads: Overheads,
@@ -204,13 +219,15 @@ pub fn render_samples(prompts: &Prompts) -> Vec<crate::prompt::PromptError> {
 }
 
 impl<'a> Summarizer<'a> {
-    /// A summarizer; renders each template once to measure its fixed size.
+    /// A summarizer with the run's chunking, summary strategy and glossary; renders each
+    /// template once to measure its fixed size.
     pub fn new(
         client: &'a ChatClient,
         prompts: &'a Prompts,
-        chunking: &'a ChunkSettings,
-        glossary: &'a BTreeMap<String, String>,
+        settings: &'a Settings,
     ) -> Result<Summarizer<'a>, ArticleError> {
+        let chunking = &settings.chunking;
+        let glossary = &settings.glossary;
         let system = prompts.render("system.md", &serde_json::json!({}))?;
         let tok = client.tokenizer();
         let count = |s: &str| tok.count(s);
@@ -227,10 +244,16 @@ impl<'a> Summarizer<'a> {
             "reduce.md",
             &reduce_vars("", &no_glossary, fence, &empty_notes),
         )?);
+        let no_sentences: Vec<String> = Vec::new();
+        let select = count(&prompts.render(
+            "select.md",
+            &serde_json::json!({"title": "", "glossary": no_glossary, "fence": "ARTICLE-00000000", "sentences": no_sentences}),
+        )?);
         Ok(Summarizer {
             client,
             prompts,
             chunking,
+            summary: settings.summary,
             glossary,
             system,
             overheads: Overheads {
@@ -238,6 +261,7 @@ impl<'a> Summarizer<'a> {
                 map: sys + map,
                 collapse: sys + collapse,
                 reduce: sys + reduce,
+                select: sys + select,
                 per_note: 8,
             },
         })
@@ -269,6 +293,26 @@ impl<'a> Summarizer<'a> {
 
     /// Plans how to summarise `clean`.
     pub fn plan(&self, clean: &CleanArticle) -> Plan {
+        if self.summary.strategy == Strategy::Select {
+            let tok = self.client.tokenizer();
+            let picked = self.pick(clean);
+            if !picked.is_empty() {
+                let tokens = tok.count(&clean.text);
+                let sentences: usize = picked.iter().map(|s| tok.count(&s.text) + 4).sum();
+                return Plan {
+                    tokens,
+                    chunks: vec![Chunk {
+                        index: 0,
+                        tokens,
+                        text: clean.text.clone(),
+                    }],
+                    one_call: true,
+                    planned_calls: 1,
+                    est_prompt_tokens: (self.overheads.select + sentences) as u64,
+                    est_completion_tokens: self.chunking.brief_max_tokens as u64,
+                };
+            }
+        }
         plan(
             clean,
             self.client.tokenizer(),
@@ -298,6 +342,11 @@ impl<'a> Summarizer<'a> {
         }
     }
 
+    /// The sentences the select strategy picks from `clean`.
+    fn pick(&self, clean: &CleanArticle) -> Vec<crate::select::Selected> {
+        crate::select::select(&clean.text, clean.title.as_deref(), self.summary.sentences)
+    }
+
     /// Summarises `clean` following `plan`, adding what the calls cost to `tally` (also when it
     /// fails: the report counts failed articles' calls too).
     pub async fn summarize(
@@ -307,6 +356,15 @@ impl<'a> Summarizer<'a> {
         tally: &mut Tally,
     ) -> Result<BriefContent, ArticleError> {
         let title = clean.title.clone().unwrap_or_default();
+        if self.summary.strategy == Strategy::Select {
+            let picked = self.pick(clean);
+            if !picked.is_empty() {
+                return self.select_brief(&title, clean, picked, tally).await;
+            }
+            tracing::info!(
+                "no sentence of the article reads as prose; briefing it from the whole text instead"
+            );
+        }
         if plan.one_call {
             let prompt = self.prompts.render(
                 "brief.md",
@@ -330,7 +388,13 @@ impl<'a> Summarizer<'a> {
                 + self.client.tokenizer().count(&title)
                 + glossary;
             return match self
-                .brief_call(self.messages(prompt), Purpose::Brief, Some(counted), tally)
+                .brief_call(
+                    self.messages(prompt),
+                    Purpose::Brief,
+                    Some(counted),
+                    &clean.text,
+                    tally,
+                )
                 .await
             {
                 Err(ArticleError::Llm(LlmError::ContextLength { message })) => {
@@ -360,16 +424,20 @@ impl<'a> Summarizer<'a> {
                 self.map_chunk(title, c.text.clone(), Some(c.tokens), c.index + 1, total)
             }))
             .await;
+        let passages = Passages::new(text);
         let mut notes = Vec::new();
-        for (text, t) in all_or_first_error(results, tally)? {
+        for (note, t) in all_or_first_error(results, tally)? {
             tally.merge(t);
             notes.push(Note {
                 index: notes.len() + 1,
-                text,
+                text: verified_notes(&note, &passages),
             });
         }
         loop {
             notes = self.collapse_until_fits(title, notes, tally).await?;
+            for n in &mut notes {
+                n.text = verified_notes(&n.text, &passages);
+            }
             let prompt = self.prompts.render(
                 "reduce.md",
                 &reduce_vars(
@@ -380,7 +448,7 @@ impl<'a> Summarizer<'a> {
                 ),
             )?;
             match self
-                .brief_call(self.messages(prompt), Purpose::Reduce, None, tally)
+                .brief_call(self.messages(prompt), Purpose::Reduce, None, text, tally)
                 .await
             {
                 Err(ArticleError::Llm(LlmError::ContextLength { .. })) if notes.len() > 1 => {
@@ -532,12 +600,14 @@ impl<'a> Summarizer<'a> {
             .collect())
     }
 
-    /// A call that must return a brief, with one repair call if the reply is not one.
+    /// A call that must return a brief, with one repair call if the reply is not one, and one
+    /// more if its quotes are not the words of `source` (the cleaned article).
     async fn brief_call(
         &self,
         messages: Vec<Message>,
         purpose: Purpose,
         counted: Option<usize>,
+        source: &str,
         tally: &mut Tally,
     ) -> Result<BriefContent, ArticleError> {
         let call = JsonCall {
@@ -549,8 +619,155 @@ impl<'a> Summarizer<'a> {
             what: "brief",
             counted,
         };
-        call.run(messages, brief::parse_content, tally).await
+        let (content, reply) = call
+            .run_keeping_reply(messages.clone(), brief::parse_content, tally)
+            .await?;
+        self.ground(messages, content, reply, source, tally).await
     }
+
+    /// One repair call for the key points and figures whose quotes are missing or not in
+    /// `source`, showing the model those points. The repaired brief is taken only if fewer of
+    /// its points fail; otherwise (or if the call fails) the brief stays as it was, and the check
+    /// step flags what fails.
+    async fn ground(
+        &self,
+        messages: Vec<Message>,
+        content: BriefContent,
+        reply: String,
+        source: &str,
+        tally: &mut Tally,
+    ) -> Result<BriefContent, ArticleError> {
+        let problems = check::ungrounded(&content, source);
+        if problems.is_empty() {
+            return Ok(content);
+        }
+        tracing::info!(
+            points = problems.len(),
+            "some quotes are not the article's words; asking once more"
+        );
+        let mut repair = messages;
+        repair.push(Message::assistant(reply));
+        repair.push(Message::user(
+            self.prompts
+                .render("ground.md", &serde_json::json!({"problems": problems}))?,
+        ));
+        let request = ChatRequest {
+            messages: repair,
+            max_tokens: self.chunking.brief_max_tokens,
+            format: Self::json_format(),
+            purpose: Purpose::Repair,
+            partial_ok: false,
+            counted: None,
+        };
+        let reply = match self.client.chat(request.clone()).await {
+            Ok(reply) => reply,
+            Err(e) if e.is_fatal() || matches!(e, LlmError::Cancelled) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(
+                    "the repair call for quotes failed ({e}); the brief keeps its ungrounded points, flagged"
+                );
+                return Ok(content);
+            }
+        };
+        tally.add(&reply);
+        match brief::parse_content(&reply.content) {
+            Ok(repaired) if check::ungrounded(&repaired, source).len() < problems.len() => {
+                Ok(repaired)
+            }
+            _ => {
+                // Not used: the next run asks again instead of reusing a useless answer.
+                self.client.forget(&request).await;
+                tracing::info!(
+                    "the repair did not ground more points; keeping the first brief, flagged"
+                );
+                Ok(content)
+            }
+        }
+    }
+
+    /// The select strategy: the model writes the brief from the picked sentences, one key
+    /// point per sentence, and each sentence becomes its point's quote. Figures get the first
+    /// picked sentence (else the first sentence of the article) that carries them.
+    async fn select_brief(
+        &self,
+        title: &str,
+        clean: &CleanArticle,
+        picked: Vec<crate::select::Selected>,
+        tally: &mut Tally,
+    ) -> Result<BriefContent, ArticleError> {
+        let sentences: Vec<&str> = picked.iter().map(|s| s.text.as_str()).collect();
+        let joined = sentences.join("\n");
+        let prompt = self.prompts.render(
+            "select.md",
+            &serde_json::json!({
+                "title": title,
+                "glossary": self.glossary_for(&joined),
+                "fence": fence_for(&joined),
+                "sentences": sentences,
+            }),
+        )?;
+        let call = JsonCall {
+            client: self.client,
+            prompts: self.prompts,
+            format: ReplyFormat::Json {
+                name: "brief",
+                schema: brief::select_schema(picked.len(), false),
+                bounded: brief::select_schema(picked.len(), true),
+            },
+            max_tokens: self.chunking.brief_max_tokens,
+            purpose: Purpose::Brief,
+            what: "brief",
+            counted: None,
+        };
+        let mut content = call
+            .run(self.messages(prompt), brief::parse_content, tally)
+            .await?;
+        for (point, s) in content.key_points.iter_mut().zip(&picked) {
+            point.quotes = vec![Quote {
+                text: s.text.clone(),
+                start: Some(s.start),
+                line: Some(s.line),
+            }];
+        }
+        let picked_passages = Passages::new(&joined);
+        let article = Passages::new(&clean.text);
+        for f in &mut content.figures {
+            let text = format!("{}\n{}", f.ko, f.en);
+            f.quotes = picked_passages
+                .sentence_with_figures(&text)
+                .or_else(|| article.sentence_with_figures(&text))
+                .and_then(|found| article.find(&found.text).ok())
+                .map(|found| {
+                    vec![Quote {
+                        text: found.text,
+                        start: Some(found.start),
+                        line: Some(found.line),
+                    }]
+                })
+                .unwrap_or_default();
+        }
+        Ok(content)
+    }
+}
+
+/// Notes as the next step sees them: each quoted line (`> …`) is looked up in the article and
+/// replaced by the article's own text, or dropped if it is not the article's words (its note
+/// stays, unquoted), so that the brief's quotes can only come from real sentences.
+fn verified_notes(notes: &str, passages: &Passages<'_>) -> String {
+    let mut out = Vec::new();
+    for line in notes.lines() {
+        let Some(quote) = line.trim_start().strip_prefix('>') else {
+            out.push(line.to_string());
+            continue;
+        };
+        match passages.find(quote.trim()) {
+            Ok(found) => out.push(format!("  > {}", found.text)),
+            Err(problem) => {
+                tracing::debug!(quote = quote.trim(), %problem, "a note's quote dropped")
+            }
+        }
+    }
+    out.join("\n")
 }
 
 /// A call whose reply must parse as JSON of a given shape. A reply that does not gets one
@@ -575,6 +792,17 @@ impl JsonCall<'_> {
         parse: impl Fn(&str) -> Result<T, String>,
         tally: &mut Tally,
     ) -> Result<T, ArticleError> {
+        Ok(self.run_keeping_reply(messages, parse, tally).await?.0)
+    }
+
+    /// [`JsonCall::run`], also returning the text of the reply that parsed (for a later repair
+    /// that shows the model its own answer).
+    pub(crate) async fn run_keeping_reply<T>(
+        self,
+        messages: Vec<Message>,
+        parse: impl Fn(&str) -> Result<T, String>,
+        tally: &mut Tally,
+    ) -> Result<(T, String), ArticleError> {
         let request = |messages: Vec<Message>, purpose: Purpose, counted| ChatRequest {
             messages,
             max_tokens: self.max_tokens,
@@ -587,7 +815,7 @@ impl JsonCall<'_> {
         let reply = self.client.chat(first.clone()).await?;
         tally.add(&reply);
         let problem = match parse(&reply.content) {
-            Ok(value) => return Ok(value),
+            Ok(value) => return Ok((value, reply.content)),
             Err(problem) => problem,
         };
         // Not kept: the next run asks again instead of failing the same way for free.
@@ -604,7 +832,7 @@ impl JsonCall<'_> {
         let reply = self.client.chat(repair.clone()).await?;
         tally.add(&reply);
         match parse(&reply.content) {
-            Ok(value) => Ok(value),
+            Ok(value) => Ok((value, reply.content)),
             Err(problem) => {
                 self.client.forget(&repair).await;
                 Err(ArticleError::InvalidReply { what, problem })
@@ -726,6 +954,7 @@ mod tests {
             map: 150,
             collapse: 120,
             reduce: 300,
+            select: 300,
             per_note: 8,
         }
     }

@@ -1,5 +1,6 @@
 //! `hanbrief inspect`: how one file is decoded, cleaned and chunked (no network), as text or
-//! JSON: what a user reads to see why a line was removed or how many calls an article costs.
+//! JSON: what a user reads to see why a line was removed or how many calls an article costs,
+//! and, under `[summary] strategy = "select"`, which sentences would be the brief's key points.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use anyhow::Result;
 
 use super::load_settings;
 use crate::cli::InspectArgs;
-use crate::config::Overrides;
+use crate::config::{Overrides, Strategy};
 use crate::error::{EXIT_OK, UsageError};
 use crate::ingest::{self, InputFile};
 use crate::llm::ChatClient;
@@ -36,6 +37,9 @@ struct Inspection {
     planned_calls: usize,
     cleaned: String,
     chunks: Vec<crate::chunk::Chunk>,
+    /// The sentences the select strategy picks (empty under the free strategy).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    selected: Vec<crate::select::Selected>,
     removed: Vec<clean::Removed>,
 }
 
@@ -83,8 +87,16 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: InspectArgs) -> Result<u8
         None,
         Default::default(),
     )?;
-    let summarizer = Summarizer::new(&client, &prompts, &settings.chunking, &settings.glossary)?;
+    let summarizer = Summarizer::new(&client, &prompts, &settings)?;
     let plan = summarizer.plan(&cleaned);
+    let selected = match settings.summary.strategy {
+        Strategy::Select => crate::select::select(
+            &cleaned.text,
+            cleaned.title.as_deref(),
+            settings.summary.sentences,
+        ),
+        Strategy::Free => Vec::new(),
+    };
     let report = Inspection {
         path: args.file.display().to_string(),
         encoding: article.encoding.to_string(),
@@ -101,6 +113,7 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: InspectArgs) -> Result<u8
         planned_calls: plan.planned_calls,
         cleaned: cleaned.text.clone(),
         chunks: plan.chunks,
+        selected,
         removed: cleaned.removed,
     };
     let mut out = std::io::stdout().lock();
@@ -166,6 +179,22 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: InspectArgs) -> Result<u8
                 r.line,
                 format!("{:?}", r.reason).to_lowercase(),
                 text
+            )?;
+        }
+    }
+    if !report.selected.is_empty() {
+        writeln!(
+            out,
+            "\nselected (strategy \"select\": the key points' quotes, in the article's order):"
+        )?;
+        for (i, s) in report.selected.iter().enumerate() {
+            writeln!(
+                out,
+                "  [{}] line {:>3} · score {:.2}  {}",
+                i + 1,
+                s.line,
+                s.score,
+                s.text
             )?;
         }
     }

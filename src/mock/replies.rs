@@ -6,40 +6,86 @@ use serde_json::{Value, json};
 
 use crate::tokens::Tokenizer;
 
-/// The text between the prompt's fence lines (`<<<ARTICLE-…` … `ARTICLE-…>>>`), or the last
-/// message when there is no fence.
+/// The text between the fence lines (`<<<ARTICLE-…` … `ARTICLE-…>>>`) of the latest message
+/// that has them (a repair's last message has none: it is about the article before it), or the
+/// last message when none has.
 fn fenced(messages: &[String]) -> String {
-    let last = messages.last().cloned().unwrap_or_default();
-    let Some(start) = last.find("<<<ARTICLE-") else {
-        return last;
+    let Some(with_fence) = messages.iter().rev().find(|m| m.contains("<<<ARTICLE-")) else {
+        return messages.last().cloned().unwrap_or_default();
     };
-    let after = &last[start..];
+    let start = with_fence.find("<<<ARTICLE-").expect("found above");
+    let after = &with_fence[start..];
     let body_start = after.find('\n').map_or(after.len(), |i| i + 1);
     let body = &after[body_start..];
     let end = body.rfind("\nARTICLE-").unwrap_or(body.len());
     body[..end].to_string()
 }
 
-fn sentences(text: &str) -> Vec<String> {
-    text.lines()
-        .filter(|l| {
-            !l.trim().is_empty()
-                && !l.starts_with("[part ")
-                && !l.starts_with("[id ")
-                && !l.starts_with("[story ")
-        })
-        .flat_map(|l| {
-            crate::chunk::sentences(l.trim_start_matches("- "))
-                .into_iter()
-                .map(|s| s.trim().to_string())
-                .collect::<Vec<_>>()
-        })
-        .filter(|s| s.chars().count() >= 8)
-        .collect()
+/// A sentence of the fenced text and the article sentence it stands on: itself in an article,
+/// the note's `  > ` line in notes.
+#[derive(Debug, Clone)]
+struct Passage {
+    text: String,
+    quote: String,
+}
+
+/// `[3] text` (the select prompt's numbering) → `text`.
+fn unnumbered(line: &str) -> &str {
+    line.strip_prefix('[')
+        .and_then(|rest| rest.split_once("] "))
+        .filter(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        .map_or(line, |(_, text)| text)
+}
+
+fn passages(text: &str) -> Vec<Passage> {
+    let mut out: Vec<Passage> = Vec::new();
+    // Where the passages of the latest note line begin: its quote line applies to them.
+    let mut note_start = 0;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty()
+            || line.starts_with("[part ")
+            || line.starts_with("[id ")
+            || line.starts_with("[story ")
+        {
+            continue;
+        }
+        if let Some(quote) = line.strip_prefix('>') {
+            for p in &mut out[note_start..] {
+                p.quote = quote.trim().to_string();
+            }
+            continue;
+        }
+        note_start = out.len();
+        for s in crate::chunk::sentences(unnumbered(line.trim_start_matches("- "))) {
+            let s = s.trim();
+            if s.chars().count() >= 8 {
+                out.push(Passage {
+                    text: s.to_string(),
+                    quote: s.to_string(),
+                });
+            }
+        }
+    }
+    out
 }
 
 fn clip(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
+}
+
+/// Whether the request asks for quotes: its schema has them, or (no schema) its prompt does.
+fn wants_quotes(body: &Value, prompt: &str) -> bool {
+    let format = &body["response_format"];
+    let schema = if format["json_schema"]["schema"].is_object() {
+        &format["json_schema"]["schema"]
+    } else {
+        &format["schema"]
+    };
+    if schema.is_object() {
+        return !schema["properties"]["key_points"]["items"]["properties"]["quotes"].is_null();
+    }
+    prompt.contains("\"quotes\"")
 }
 
 /// The deterministic reply for a request: a brief, a digest or notes, cut to `max_tokens`.
@@ -50,7 +96,7 @@ pub(super) fn reply_for(
     max_tokens: u64,
 ) -> (String, &'static str) {
     let source = fenced(messages);
-    let lines = sentences(&source);
+    let lines = passages(&source);
     let name = body["response_format"]["json_schema"]["name"]
         .as_str()
         .unwrap_or("");
@@ -60,12 +106,23 @@ pub(super) fn reply_for(
     let content = if name.starts_with("digest") || wants_json && prompt.contains("\"stories\"") {
         digest_reply(&source)
     } else if wants_json {
-        brief_reply(&lines)
+        // The select prompt numbers its sentences: one key point each.
+        let numbered = source.lines().any(|l| l.starts_with("[1] "));
+        let quotes = messages.iter().any(|m| wants_quotes(body, m));
+        brief_reply(&lines, numbered, quotes)
     } else {
+        // Notes, with each sentence as its own quote when the prompt asks for quote lines.
+        let quoted = prompt.contains("\"  > \"");
         let notes: Vec<String> = lines
             .iter()
             .take(6)
-            .map(|s| format!("- {}", clip(s, 160)))
+            .map(|p| {
+                if quoted {
+                    format!("- {}\n  > {}", clip(&p.text, 160), p.quote)
+                } else {
+                    format!("- {}", clip(&p.text, 160))
+                }
+            })
             .collect();
         if notes.is_empty() {
             "- (no content)".to_string()
@@ -86,39 +143,66 @@ pub(super) fn reply_for(
     (content, "stop")
 }
 
-fn brief_reply(lines: &[String]) -> String {
+/// An extractive "lead" brief: the first sentence as the title, the first two as the summary,
+/// the next three as key points (every numbered sentence, for the select prompt), each quoting
+/// its sentence when quotes are asked for.
+fn brief_reply(lines: &[Passage], numbered: bool, quotes: bool) -> String {
     let first = lines
         .first()
-        .cloned()
+        .map(|p| p.text.clone())
         .unwrap_or_else(|| "기사 내용이 없다.".to_string());
-    let figures: Vec<Value> = crate::figures::extract(&lines.join(" "))
-        .into_iter()
-        .filter(|f| f.text.chars().any(|c| ('가'..='힣').contains(&c)))
-        .take(3)
-        .map(|f| json!({"ko": f.text, "en": format!("{} (a figure from the article)", f.value)}))
-        .collect();
-    let points: Vec<Value> = lines
+    // The first figures with a Korean unit, each with the sentence it was read from.
+    let figures: Vec<Value> = lines
         .iter()
-        .skip(1)
+        .flat_map(|p| {
+            crate::figures::extract(&p.text)
+                .into_iter()
+                .map(move |f| (p, f))
+        })
+        .filter(|(_, f)| f.text.chars().any(|c| ('가'..='힣').contains(&c)))
         .take(3)
+        .map(|(p, f)| {
+            let mut figure =
+                json!({"ko": f.text, "en": format!("{} (a figure from the article)", f.value)});
+            if quotes {
+                figure["quotes"] = json!([p.quote]);
+            }
+            figure
+        })
+        .collect();
+    let picked: Vec<&Passage> = if numbered {
+        lines.iter().take(12).collect()
+    } else {
+        lines.iter().skip(1).take(3).collect()
+    };
+    let points: Vec<Value> = picked
+        .iter()
         .enumerate()
-        .map(|(i, s)| {
+        .map(|(i, p)| {
             let en = [
                 "The article's first point.",
                 "Another point of the article.",
                 "A further point of the article.",
             ][i.min(2)];
-            json!({"ko": clip(s, 200), "en": en})
+            let mut point = json!({"ko": clip(&p.text, 200), "en": en});
+            if quotes {
+                point["quotes"] = json!([clip(&p.quote, 200)]);
+            }
+            point
         })
         .collect();
     let points = if points.is_empty() {
-        vec![json!({"ko": clip(&first, 200), "en": "The article's main point."})]
+        let mut point = json!({"ko": clip(&first, 200), "en": "The article's main point."});
+        if quotes {
+            point["quotes"] = json!([clip(&first, 200)]);
+        }
+        vec![point]
     } else {
         points
     };
     json!({
         "title": {"ko": clip(&first, 60), "en": "A simulated brief"},
-        "summary": {"ko": lines.iter().take(2).cloned().collect::<Vec<_>>().join(" "), "en": "This brief was written by the simulated provider from the article's first sentences."},
+        "summary": {"ko": lines.iter().take(2).map(|p| p.text.clone()).collect::<Vec<_>>().join(" "), "en": "This brief was written by the simulated provider from the article's first sentences."},
         "key_points": points,
         "entities": [],
         "figures": figures

@@ -124,6 +124,50 @@ async fn a_brief_the_model_leaves_out_is_still_in_the_digest() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn briefs_of_the_old_format_without_quotes_are_still_digested() {
+    let env = TestEnv::new().await;
+    briefed(
+        &env,
+        2,
+        Newsroom {
+            merge_first_two: false,
+            drop_last: false,
+            map_merges_pairs: false,
+        },
+    )
+    .await;
+    // A brief that hanbrief wrote before quotes existed (format /1; see tests/data/briefs/).
+    let old = env.out().join("old/semiconductor-export.json");
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/briefs/v1-semiconductor-export.json"
+        ),
+        &old,
+    )
+    .unwrap();
+    assert_eq!(read_json(&old)["schema"], "hanbrief.brief/1");
+    let out_dir = env.out().display().to_string();
+    let out = env.run(&["digest", &out_dir]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let d = read_json(&digest_files(&env)[0]);
+    assert_eq!(d["briefs"], 3, "{d}");
+    let ids: Vec<String> = d["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["stories"].as_array().unwrap().clone())
+        .flat_map(|s| s["sources"].as_array().unwrap().clone())
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        ids.contains(&"old/semiconductor-export".to_string()),
+        "{ids:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn briefs_that_overflow_one_call_are_digested_in_a_tree() {
     let env = TestEnv::new().await.with_config(
         "[endpoint]\ncontext_window = 2600\n[chunking]\nbrief_max_tokens = 500\n[digest]\nmax_tokens = 800\n",

@@ -6,6 +6,7 @@ mod config_check;
 mod costs;
 mod digest;
 mod edges;
+mod grounding;
 mod logging;
 mod outputs;
 mod pipeline;

@@ -180,7 +180,8 @@ async fn a_namesake_arriving_later_does_not_move_an_existing_brief() {
         "a.html",
         &format!(
             "<html><body><article><h1>반도체 수출 역대 최대</h1><p>{}</p></article></body></html>",
-            "반도체 수출이 142억 달러로 18.4% 늘었다고 밝혔다. ".repeat(5)
+            "반도체 수출이 142억 달러로 18.4% 늘었다고 밝혔다. 생산능력을 월 26만 장으로 늘린다. "
+                .repeat(5)
         ),
     );
     let out = env.summarize(&[]).await;

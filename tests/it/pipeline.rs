@@ -52,7 +52,7 @@ async fn a_short_article_takes_exactly_one_call() {
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 
     let brief = env.brief("economy/chips.txt");
-    assert_eq!(brief["schema"], "hanbrief.brief/1");
+    assert_eq!(brief["schema"], "hanbrief.brief/2");
     assert_eq!(brief["title"]["ko"], "반도체 수출 역대 최대");
     assert_eq!(brief["title"]["en"], "Chip exports hit a record");
     assert_eq!(brief["key_points"].as_array().unwrap().len(), 2);
@@ -305,14 +305,17 @@ async fn cp949_and_utf16_articles_are_decoded() {
             .flat_map(u16::to_le_bytes),
     );
     env.article_bytes("wide.txt", &utf16);
+    // Two calls per article: the canned brief's quotes are not in these articles, so each gets
+    // the one grounding repair (answered with the same brief).
     chat()
         .respond_with(ok(&brief_reply()))
-        .expect(2)
+        .expect(4)
         .mount(&env.server)
         .await;
 
     let out = env.summarize(&[]).await;
-    // The canned brief is about chips, not subways: written, with its figures flagged.
+    // The canned brief is about chips, not subways: written, with its figures and its
+    // ungrounded points flagged.
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert_eq!(env.brief("legacy.txt")["source"]["encoding"], "EUC-KR");
     assert_eq!(env.brief("wide.txt")["source"]["encoding"], "UTF-16LE");
@@ -340,6 +343,8 @@ async fn cp949_and_utf16_articles_are_decoded() {
             .any(|f| f["text"] == "142억 달러"),
         "{flagged}"
     );
+    let ungrounded = env.brief("legacy.txt")["checks"]["ungrounded"].clone();
+    assert_eq!(ungrounded.as_array().map(Vec::len), Some(4), "{ungrounded}");
     let md = std::fs::read_to_string(env.out().join("legacy.md")).unwrap();
     assert!(md.contains("⚠️") && md.contains("`142억 달러`"), "{md}");
 }
@@ -498,7 +503,8 @@ async fn outputs_mirror_subfolders_so_equal_names_never_collide() {
         "b/same.html",
         &format!(
             "<html><body><article><h1>반도체 수출 역대 최대</h1><p>{}</p></article></body></html>",
-            "반도체 수출이 142억 달러로 18.4% 늘었다고 밝혔다. ".repeat(5)
+            "반도체 수출이 142억 달러로 18.4% 늘었다고 밝혔다. 생산능력을 월 26만 장으로 늘린다. "
+                .repeat(5)
         ),
     );
     chat()

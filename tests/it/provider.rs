@@ -297,7 +297,7 @@ async fn context_length_exceeded_splits_into_smaller_calls_that_succeed() {
     // window is smaller.
     chat()
         .respond_with(SmallWindow {
-            limit: 4000,
+            limit: 5000,
             too_long: too_long.clone(),
         })
         .mount(&env.server)
@@ -316,7 +316,7 @@ async fn context_length_exceeded_splits_into_smaller_calls_that_succeed() {
         maps >= 2,
         "the article went through map-reduce in smaller pieces ({maps} map calls)"
     );
-    assert!(requests.iter().rev().take(1).all(|r| r.body.len() <= 4000));
+    assert!(requests.iter().rev().take(1).all(|r| r.body.len() <= 5000));
 }
 
 /// Cuts the reply off ("length") unless the request allows at least `room` tokens.

@@ -156,9 +156,9 @@ mod end_to_end {
         json!({
             "title": {"ko": "반도체 수출 역대 최대", "en": "Chip exports hit a record"},
             "summary": {"ko": "최태원 회장은 반도체 수출이 142억 달러로 늘었다고 말했다.", "en": summary_en},
-            "key_points": [{"ko": "수출이 18.4% 늘었다.", "en": "Exports grew 18.4%."}],
+            "key_points": [{"ko": "수출이 18.4% 늘었다.", "en": "Exports grew 18.4%.", "quotes": ["1년 전보다 18.4% 늘었다고"]}],
             "entities": [{"ko": entity.0, "en": entity.1, "kind": "person"}],
-            "figures": [{"ko": "142억 달러", "en": "$14.2 billion"}]
+            "figures": [{"ko": "142억 달러", "en": "$14.2 billion", "quotes": ["반도체 수출이 142억 달러로"]}]
         })
         .to_string()
     }
@@ -209,7 +209,7 @@ mod end_to_end {
         let missed = json!({
             "title": {"ko": "반도체 수출 역대 최대", "en": "Chip exports hit a record"},
             "summary": {"ko": "최태원 회장은 수출이 늘었다고 말했다.", "en": "Chairman Choi Tae-won said exports rose."},
-            "key_points": [{"ko": "수출이 18.4% 늘었다.", "en": "Exports grew 18.4%."}],
+            "key_points": [{"ko": "수출이 18.4% 늘었다.", "en": "Exports grew 18.4%.", "quotes": ["1년 전보다 18.4% 늘었다고"]}],
             "entities": [],
             "figures": []
         });
@@ -418,6 +418,9 @@ mod eval {
         // The mock copies the article's first sentences: some facts, not all.
         let coverage = r["fact_coverage"].as_f64().unwrap();
         assert!(coverage > 0.3 && coverage < 1.0, "{coverage}");
+        // It quotes the sentences it copies: every key point stands on the article's words.
+        assert_eq!(r["grounded_rate"], 1.0);
+        assert!(r["figures_in_quote_rate"].as_f64().unwrap() > 0.9, "{r}");
         assert!(r["tokens_per_article"].as_f64().unwrap() > 500.0);
         let per = r["per_article"].as_array().unwrap();
         assert_eq!(per.len(), 8);
@@ -431,6 +434,34 @@ mod eval {
         assert_eq!(r2["per_article"][0]["calls"], r["per_article"][0]["calls"]);
         assert_eq!(r2["tokens_per_article"], r["tokens_per_article"]);
         assert_eq!(r2["costed_articles"], 8);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_select_strategy_picks_sentences_that_carry_more_facts_than_the_lead() {
+        // The mock copies what it is given into the brief: from the whole article it takes the
+        // first sentences (a "lead" baseline); under select, the sentences hanbrief picked.
+        let mock = MockProvider::start(&[]);
+        let set = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/eval");
+        let mut coverage = Vec::new();
+        for strategy in ["free", "select"] {
+            let env = TestEnv::new()
+                .await
+                .with_config(&format!("[summary]\nstrategy = \"{strategy}\"\n"));
+            let o = env
+                .run(&["eval", set, "--json", "--base-url", &mock.1])
+                .await;
+            assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+            let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(r["valid_brief_rate"], 1.0, "{strategy}");
+            assert_eq!(r["grounded_rate"], 1.0, "{strategy}");
+            coverage.push(r["fact_coverage"].as_f64().unwrap());
+        }
+        assert!(
+            coverage[1] >= coverage[0] + 0.05,
+            "select {:.3} vs lead {:.3}",
+            coverage[1],
+            coverage[0]
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

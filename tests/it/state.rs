@@ -291,7 +291,7 @@ async fn a_run_killed_with_sigkill_loses_no_finished_call() {
     // Every brief is complete and valid, and nothing half-written was left behind.
     for i in 0..n {
         let brief = env.brief(&format!("a{i}.txt"));
-        assert_eq!(brief["schema"], "hanbrief.brief/1");
+        assert_eq!(brief["schema"], "hanbrief.brief/2");
         assert!(brief["summary"]["ko"].as_str().unwrap().contains("142억"));
     }
     let leftovers: Vec<_> = std::fs::read_dir(env.out())

@@ -254,17 +254,21 @@ pub fn completion_with_usage(content: &str, prompt_tokens: u64, completion_token
     reply
 }
 
-/// A valid brief reply about the standard test article.
+/// A valid brief reply about the standard test article (and `long_article`), every key point
+/// and figure quoting both word for word.
 pub fn brief_reply() -> String {
     json!({
         "title": {"ko": "반도체 수출 역대 최대", "en": "Chip exports hit a record"},
         "summary": {"ko": "반도체 수출이 142억 달러로 18.4% 늘었다.", "en": "Chip exports rose 18.4% to $14.2 billion."},
         "key_points": [
-            {"ko": "수출이 18.4% 늘었다.", "en": "Exports grew 18.4%."},
-            {"ko": "한빛전자는 생산을 월 26만 장으로 늘린다.", "en": "Hanbit Electronics will raise output to 260,000 wafers a month."}
+            {"ko": "수출이 18.4% 늘었다.", "en": "Exports grew 18.4%.", "quotes": ["반도체 수출이 142억 달러로", "18.4% 늘었다"]},
+            {"ko": "한빛전자는 생산을 월 26만 장으로 늘린다.", "en": "Hanbit Electronics will raise output to 260,000 wafers a month.", "quotes": ["생산능력을 월 26만 장으로"]}
         ],
         "entities": [{"ko": "한빛전자", "en": "Hanbit Electronics", "kind": "organization"}],
-        "figures": [{"ko": "142억 달러", "en": "$14.2 billion"}, {"ko": "월 26만 장", "en": "260,000 wafers a month"}]
+        "figures": [
+            {"ko": "142억 달러", "en": "$14.2 billion", "quotes": ["반도체 수출이 142억 달러로"]},
+            {"ko": "월 26만 장", "en": "260,000 wafers a month", "quotes": ["생산능력을 월 26만 장으로"]}
+        ]
     })
     .to_string()
 }

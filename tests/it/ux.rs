@@ -384,7 +384,7 @@ async fn jsonl_goes_to_stdout_and_stdin_is_an_article() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 3);
-    assert!(lines.iter().all(|b| b["schema"] == "hanbrief.brief/1"));
+    assert!(lines.iter().all(|b| b["schema"] == "hanbrief.brief/2"));
     assert!(
         !env.out().join("a0.json").exists(),
         "jsonl alone writes no brief files"
