@@ -164,12 +164,20 @@ fn repair_vars(problem: &str) -> Value {
     json!({ "error": problem })
 }
 
+fn select_vars(title: &str, glossary: &[GlossaryEntry], fence: &str, sentences: &[&str]) -> Value {
+    json!({"title": title, "glossary": glossary, "fence": fence, "sentences": sentences})
+}
+
+fn ground_vars(problems: &[check::Ungrounded]) -> Value {
+    json!({ "problems": problems })
+}
+
 /// A short article of our own, for sample renders.
 pub const SAMPLE_ARTICLE: &str = "반도체 수출이 142억 달러로 1년 전보다 18.4% 늘었다고 한국무역연구원이 1일 \
 밝혔다.\n한빛전자는 웨이퍼 생산능력을 월 26만 장으로 늘릴 계획이라고 말했다.";
 
 /// Renders every template of the brief pipeline (system, brief, map, collapse, reduce,
-/// repair) with a sample article, once with every optional part (title, glossary) and once
+/// repair, ground, select) with a sample article, once with every optional part (title, glossary) and once
 /// without: a template that uses a variable hanbrief does not give, or breaks in a branch,
 /// fails here instead of in the middle of a run.
 pub fn render_samples(prompts: &Prompts) -> Vec<crate::prompt::PromptError> {
@@ -180,11 +188,28 @@ pub fn render_samples(prompts: &Prompts) -> Vec<crate::prompt::PromptError> {
     let notes = [
         Note {
             index: 1,
-            text: "- 반도체 수출 142억 달러, 18.4% 증가".into(),
+            text: "- 반도체 수출 142억 달러, 18.4% 증가\n  > 반도체 수출이 142억 달러로 1년 전보다 18.4% 늘었다고"
+                .into(),
         },
         Note {
             index: 2,
-            text: "- 한빛전자 생산능력 월 26만 장 계획".into(),
+            text: "- 한빛전자 생산능력 월 26만 장 계획\n  > 한빛전자는 웨이퍼 생산능력을 월 26만 장으로 늘릴 계획이라고 말했다."
+                .into(),
+        },
+    ];
+    let sentences: Vec<&str> = SAMPLE_ARTICLE.lines().collect();
+    let problems = [
+        check::Ungrounded {
+            field: "key_points[1]".into(),
+            ko: "한빛전자는 생산을 늘린다.".into(),
+            quotes: vec!["한빛전자는 공장을 새로 짓는다".into()],
+            problem: "the quote is not in the article word for word".into(),
+        },
+        check::Ungrounded {
+            field: "figures[0]".into(),
+            ko: "142억 달러".into(),
+            quotes: vec![],
+            problem: "it has no quote".into(),
         },
     ];
     let text = SAMPLE_ARTICLE;
@@ -204,6 +229,16 @@ pub fn render_samples(prompts: &Prompts) -> Vec<crate::prompt::PromptError> {
                 reduce_vars(title, glossary, &notes_fence, &notes),
             ),
             ("repair.md", repair_vars("\"summary\".en is not in English")),
+            ("ground.md", ground_vars(&problems)),
+            (
+                "select.md",
+                select_vars(
+                    title,
+                    glossary,
+                    &fence_for(&sentences.join("\n")),
+                    &sentences,
+                ),
+            ),
         ];
         for (name, vars) in renders {
             if let Err(e) = prompts.render(name, &vars)
@@ -244,11 +279,8 @@ impl<'a> Summarizer<'a> {
             "reduce.md",
             &reduce_vars("", &no_glossary, fence, &empty_notes),
         )?);
-        let no_sentences: Vec<String> = Vec::new();
-        let select = count(&prompts.render(
-            "select.md",
-            &serde_json::json!({"title": "", "glossary": no_glossary, "fence": "ARTICLE-00000000", "sentences": no_sentences}),
-        )?);
+        let select =
+            count(&prompts.render("select.md", &select_vars("", &no_glossary, fence, &[]))?);
         Ok(Summarizer {
             client,
             prompts,
@@ -648,8 +680,7 @@ impl<'a> Summarizer<'a> {
         let mut repair = messages;
         repair.push(Message::assistant(reply));
         repair.push(Message::user(
-            self.prompts
-                .render("ground.md", &serde_json::json!({"problems": problems}))?,
+            self.prompts.render("ground.md", &ground_vars(&problems))?,
         ));
         let request = ChatRequest {
             messages: repair,
@@ -699,12 +730,12 @@ impl<'a> Summarizer<'a> {
         let joined = sentences.join("\n");
         let prompt = self.prompts.render(
             "select.md",
-            &serde_json::json!({
-                "title": title,
-                "glossary": self.glossary_for(&joined),
-                "fence": fence_for(&joined),
-                "sentences": sentences,
-            }),
+            &select_vars(
+                title,
+                &self.glossary_for(&joined),
+                &fence_for(&joined),
+                &sentences,
+            ),
         )?;
         let call = JsonCall {
             client: self.client,
