@@ -269,6 +269,12 @@ pub fn parse_content(reply: &str) -> Result<BriefContent, String> {
     Ok(content)
 }
 
+/// A title without the Markdown heading marks a model copies from a `# Heading` source (the
+/// brief's Markdown adds its own: `# # 제목` otherwise).
+pub fn plain_heading(title: &str) -> String {
+    title.trim().trim_start_matches('#').trim().to_string()
+}
+
 fn trim_all(c: &mut BriefContent) {
     let t = |b: &mut Bilingual| {
         b.ko = b.ko.trim().to_string();
@@ -283,6 +289,8 @@ fn trim_all(c: &mut BriefContent) {
         p.quotes.retain(|q| !q.text.is_empty());
     };
     t(&mut c.title);
+    c.title.ko = plain_heading(&c.title.ko);
+    c.title.en = plain_heading(&c.title.en);
     t(&mut c.summary);
     c.key_points.iter_mut().for_each(g);
     c.figures.iter_mut().for_each(g);

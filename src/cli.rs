@@ -4,10 +4,82 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The environment variables hanbrief reads, for `--help` and the man page.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "OPENAI_API_KEY",
+        "The API key of the default endpoint (OpenAI). Another provider's key is read from the variable endpoint.api_key_env names (AZURE_OPENAI_API_KEY, UPSTAGE_API_KEY, OPENROUTER_API_KEY in the recipes); a local server needs none. Keys are never read from files or flags.",
+    ),
+    (
+        "HANBRIEF_CONFIG",
+        "The config file when --config is not given (else ./config.toml if present, else the built-in defaults).",
+    ),
+    (
+        "HANBRIEF_<SECTION>__<KEY>",
+        "Overrides one config key, e.g. HANBRIEF_ENDPOINT__MODEL=gpt-4.1 (above the file, below flags).",
+    ),
+    (
+        "HANBRIEF_LOG",
+        "Log levels per module, e.g. hanbrief::llm=debug (RUST_LOG is read when it is unset).",
+    ),
+    (
+        "HANBRIEF_PROGRESS_EVERY",
+        "How often a progress line is logged when stderr is not a terminal (default 5s).",
+    ),
+    (
+        "HANBRIEF_STALL_WARNING",
+        "How long a run may make no progress before it says why (default 1m).",
+    ),
+];
+
+/// The exit codes, for `--help` and the man page (see `crate::error`).
+pub const EXIT_STATUS: &[(&str, &str)] = &[
+    (
+        "0",
+        "Every article written, unchanged, or skipped with a reason (other commands: done).",
+    ),
+    (
+        "1",
+        "Some articles failed (the others are written; _report.json says why), or eval missed a threshold.",
+    ),
+    (
+        "2",
+        "Usage or configuration error: arguments, config, prompts, inputs, an output folder among the inputs, another run holding the folder.",
+    ),
+    (
+        "3",
+        "The provider refused us: bad key, no quota, unknown model, endpoint unreachable.",
+    ),
+    (
+        "4",
+        "hanbrief could not finish its own work (the report or the state store could not be written).",
+    ),
+    (
+        "130",
+        "Interrupted by Ctrl-C or SIGTERM (finished briefs and the report are written).",
+    ),
+];
+
+/// `--help`'s closing lines: where the key comes from, the other variables, the exit codes.
+fn after_help() -> String {
+    let mut out = String::from("Environment:\n");
+    for (name, what) in ENVIRONMENT {
+        out.push_str(&format!("  {name}\n      {what}\n"));
+    }
+    out.push_str("\nExit status:\n");
+    for (code, what) in EXIT_STATUS {
+        out.push_str(&format!("  {code}\n      {what}\n"));
+    }
+    out
+}
+
+/// For the commands that call the model.
+const KEY_HELP: &str = "The API key is read from $OPENAI_API_KEY, or from the variable endpoint.api_key_env names (never from a file or a flag).";
+
 /// Turn folders of (mostly Korean) news articles into short, faithful Korean-English briefs,
 /// with any OpenAI-compatible chat-completions endpoint.
 #[derive(Debug, Parser)]
-#[command(name = "hanbrief", version, about, long_about = None, propagate_version = true)]
+#[command(name = "hanbrief", version, about, long_about = None, propagate_version = true, after_help = after_help())]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -47,11 +119,13 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a brief (Markdown and JSON) for every article under the given paths.
+    #[command(after_help = KEY_HELP)]
     Summarize(SummarizeArgs),
     /// Show how one file is decoded, cleaned and chunked (no network).
     Inspect(InspectArgs),
     /// Write one Korean-English digest of many briefs: the day's news by topic, same-event
     /// stories merged, the most important first.
+    #[command(after_help = KEY_HELP)]
     Digest(DigestArgs),
     /// Measure brief quality on a set of articles with known facts: valid briefs, fact
     /// coverage, unsupported figures, bilingual completeness, tokens per article.
@@ -198,7 +272,7 @@ pub struct MockProviderArgs {
     pub tpm: u32,
     /// Share of requests that fail (split: half 5xx, 20 % resets, 10 % malformed bodies,
     /// 10 % hangs, 10 % spurious 429s).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
     pub fail_rate: f64,
     /// Latency before the first token, e.g. 200ms.
     #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
@@ -207,19 +281,19 @@ pub struct MockProviderArgs {
     #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
     pub latency_per_token: std::time::Duration,
     /// Share of requests answered 5xx (overrides the split of --fail-rate).
-    #[arg(long)]
+    #[arg(long, value_parser = share)]
     pub fail_5xx: Option<f64>,
     /// Share of requests whose connection is reset.
-    #[arg(long)]
+    #[arg(long, value_parser = share)]
     pub fail_reset: Option<f64>,
     /// Share of requests answered with a body cut short.
-    #[arg(long)]
+    #[arg(long, value_parser = share)]
     pub fail_malformed: Option<f64>,
     /// Share of requests that hang (until --hang is over).
-    #[arg(long)]
+    #[arg(long, value_parser = share)]
     pub fail_hang: Option<f64>,
     /// Share of requests answered 429 whatever the limits.
-    #[arg(long)]
+    #[arg(long, value_parser = share)]
     pub fail_429: Option<f64>,
     /// How long a hang lasts.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
@@ -233,6 +307,21 @@ pub struct MockProviderArgs {
     /// Seed of the fault dice.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+/// A share of requests: a number from 0 to 1 (`0.1` = 10 %).
+fn share(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number; give a share from 0 to 1, e.g. 0.1"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{v} is not a share; give a number from 0 to 1, e.g. 0.1 for 10 %"
+        ))
+    }
 }
 
 /// `hanbrief cache`

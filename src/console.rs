@@ -105,6 +105,26 @@ pub fn count(n: impl Into<u64>, singular: &str, plural: &str) -> String {
     format!("{n} {}", if n == 1 { singular } else { plural })
 }
 
+/// A duration for people, to the second: "30 days", "1 day 6h", "6h 12m", "45s".
+/// (`humantime` writes "30days".)
+pub fn duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let days = secs / 86_400;
+    let rest = std::time::Duration::from_secs(secs % 86_400);
+    let rest_text = humantime::format_duration(rest).to_string();
+    match days {
+        0 => rest_text,
+        _ => {
+            let mut out = count(days, "day", "days");
+            if !rest.is_zero() {
+                out.push(' ');
+                out.push_str(&rest_text);
+            }
+            out
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +142,15 @@ mod tests {
         assert_eq!(v["fields"]["message"], "failed a.txt: boom");
         assert_eq!(v["fields"]["path"], "a.txt");
         assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn durations_read_as_words() {
+        use std::time::Duration;
+        assert_eq!(duration(Duration::from_secs(30 * 86_400)), "30 days");
+        assert_eq!(duration(Duration::from_secs(86_400 + 6 * 3600)), "1 day 6h");
+        assert_eq!(duration(Duration::from_secs(6 * 3600 + 12 * 60)), "6h 12m");
+        assert_eq!(duration(Duration::from_millis(45_500)), "45s");
     }
 
     #[test]

@@ -341,8 +341,10 @@ fn parse_digest(reply: &str) -> Result<DigestReply, String> {
     let json = brief::extract_json_object(reply).ok_or_else(|| {
         "it does not contain a JSON object (reply with the JSON object only)".to_string()
     })?;
-    let parsed: DigestReply = serde_json::from_str(json)
+    let mut parsed: DigestReply = serde_json::from_str(json)
         .map_err(|e| format!("the JSON does not have the asked shape: {e}"))?;
+    parsed.title.ko = brief::plain_heading(&parsed.title.ko);
+    parsed.title.en = brief::plain_heading(&parsed.title.en);
     let mut problems = Vec::new();
     for (field, b) in [("title", &parsed.title), ("overview", &parsed.overview)] {
         if !brief::is_korean(&b.ko) {

@@ -369,8 +369,8 @@ impl EvalReport {
         }
         let _ = writeln!(
             out,
-            "\n{} articles, model {}: valid briefs {:.0} % · fact coverage {:.1} % · unsupported figures {:.1} % · bilingual completeness {:.1} % · grounded key points {:.1} % · figures in their own quote {:.1} % · {:.0} tokens and {:.1} calls per article{} · {:.0}s",
-            self.articles,
+            "\n{}, model {}: valid briefs {:.0} % · fact coverage {:.1} % · unsupported figures {:.1} % · bilingual completeness {:.1} % · grounded key points {:.1} % · figures in their own quote {:.1} % · {:.0} tokens and {:.1} calls per article{} · {:.0}s",
+            crate::console::count(self.articles as u64, "article", "articles"),
             self.model,
             100.0 * self.valid_brief_rate,
             100.0 * self.fact_coverage,

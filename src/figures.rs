@@ -68,6 +68,11 @@ static SI_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 static MONTH_KO: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s?월").expect("valid regex"));
+/// The first month of a range or list whose last one carries 월: `3~4월`, `3-4월`, `3, 4월`,
+/// `3·4월`, `3∼5월` (the 3 is a month too, not a count).
+static MONTH_KO_RANGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s?(?:~|∼|-|–|,|·|및|과|와)\s?(?:1[0-2]|0?[1-9])\s?월").expect("valid regex")
+});
 static MONTH_EN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?")
         .expect("valid regex")
@@ -150,6 +155,12 @@ pub fn extract(text: &str) -> Vec<Figure> {
         } else if MONTH_KO.is_match(rest) && value.fract() == 0.0 && (1.0..=12.0).contains(&value) {
             kind = Kind::Month;
             end += MONTH_KO.find(rest).map_or(0, |m| m.end());
+        } else if !parsed.scaled
+            && MONTH_KO_RANGE.is_match(rest)
+            && value.fract() == 0.0
+            && (1.0..=12.0).contains(&value)
+        {
+            kind = Kind::Month;
         }
         let mut si = false;
         if kind == Kind::Quantity
@@ -510,6 +521,26 @@ mod tests {
         assert_eq!(values("12.3 percent"), vec![(12.3, Kind::Percent)]);
         assert_eq!(values("0.5%p"), vec![(0.5, Kind::Percent)]);
         assert_eq!(values("3월"), vec![(3.0, Kind::Month)]);
+        // The first month of a range or list is a month too, not the count 3.
+        for range in ["3~4월", "3-4월", "3, 4월", "3·4월", "3∼5월", "1~3월"] {
+            assert!(
+                values(range).iter().all(|(_, k)| *k == Kind::Month),
+                "{range}: {:?}",
+                values(range)
+            );
+        }
+        assert_eq!(values("3명, 4월")[0], (3.0, Kind::Quantity));
+        assert_eq!(values("13~14월")[0].1, Kind::Quantity);
+        // So a brief's 3~4월 is checked as months: the article's 3월과 4월 supports it, and
+        // an article saying 3~4월 supports March and April.
+        let source = SourceFigures::new("수출은 3월과 4월에 걸쳐 늘었다.");
+        assert!(source.unsupported("수출은 3~4월에 늘었다.").is_empty());
+        let source = SourceFigures::new("수출은 3~4월에 늘었다.");
+        assert!(
+            source
+                .unsupported("Exports rose in March and April.")
+                .is_empty()
+        );
         assert_eq!(values("in March"), vec![(3.0, Kind::Month)]);
         assert_eq!(
             values("Sept. 22"),

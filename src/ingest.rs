@@ -17,6 +17,29 @@ use regex::Regex;
 /// File extensions hanbrief reads when walking a folder.
 pub const EXTENSIONS: &[&str] = &["txt", "md", "markdown", "html", "htm"];
 
+/// Document formats people keep articles in that hanbrief does not read: said so (a file named
+/// on the command line is skipped with the reason; a folder's are counted in a warning),
+/// instead of being read as binary or passed over in silence.
+pub const DOCUMENT_EXTENSIONS: &[&str] = &[
+    "pdf", "doc", "docx", "hwp", "hwpx", "odt", "rtf", "epub", "pages", "xls", "xlsx", "ppt",
+    "pptx",
+];
+
+/// The lower-case extension of `path` when it is one of [`DOCUMENT_EXTENSIONS`].
+pub fn document_extension(path: &Path) -> Option<String> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    DOCUMENT_EXTENSIONS.contains(&ext.as_str()).then_some(ext)
+}
+
+/// "hanbrief reads .txt, .md, …".
+pub fn readable_types() -> String {
+    EXTENSIONS
+        .iter()
+        .map(|e| format!(".{e}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Bytes of an article file above which it is skipped rather than read (a 60 KB article is
 /// large; 20 MB is certainly not an article).
 pub const MAX_FILE_BYTES: u64 = 20 * 1024 * 1024;
@@ -120,6 +143,9 @@ pub fn discover(paths: &[PathBuf], exclude: &[PathBuf]) -> Result<Discovery, Ing
         .filter_map(|p| std::fs::canonicalize(p).ok())
         .collect();
     let mut out = Discovery::default();
+    // Documents of types hanbrief does not read, per folder named and extension: one warning
+    // each, not one per file.
+    let mut documents: std::collections::BTreeMap<(PathBuf, String), usize> = Default::default();
     for root in paths {
         if root.as_os_str() == STDIN {
             read_stdin().map_err(|e| IngestError::Stdin(e.to_string()))?;
@@ -166,6 +192,10 @@ pub fn discover(paths: &[PathBuf], exclude: &[PathBuf]) -> Result<Discovery, Ing
             }
             match entry {
                 Ok(e) if e.file_type().is_file() => {
+                    if let Some(ext) = document_extension(e.path()) {
+                        *documents.entry((root.clone(), ext)).or_default() += 1;
+                        continue;
+                    }
                     if !has_article_extension(e.path()) || is_folder_documentation(e.path()) {
                         continue;
                     }
@@ -202,6 +232,18 @@ pub fn discover(paths: &[PathBuf], exclude: &[PathBuf]) -> Result<Discovery, Ing
                 }
             }
         }
+    }
+    for ((root, ext), n) in documents {
+        out.passed.push(Passed {
+            path: root,
+            reason: format!(
+                "{n} .{ext} file{} of an unsupported type: hanbrief reads {} files; convert {} to text first (e.g. pdftotext for PDFs)",
+                if n == 1 { "" } else { "s" },
+                readable_types(),
+                if n == 1 { "it" } else { "them" }
+            ),
+            expected: false,
+        });
     }
     // The same file found twice is one article (and would otherwise race itself for its name).
     let mut seen = std::collections::HashSet::new();
@@ -299,6 +341,11 @@ pub enum Skip {
     Undecodable(String),
     #[error("nothing left after removing web clutter")]
     AllClutter,
+    #[error(
+        "unsupported type .{0}: hanbrief reads {types} files; convert it to text first (e.g. pdftotext for PDFs)",
+        types = readable_types()
+    )]
+    Unsupported(String),
 }
 
 /// Reading a file failed: either an I/O error (the run goes on; the report names the file) or
@@ -325,6 +372,9 @@ pub fn read_bytes(input: &InputFile) -> Result<std::borrow::Cow<'static, [u8]>, 
             return Err(Skip::StdinTooLarge.into());
         }
         return Ok(std::borrow::Cow::Borrowed(bytes));
+    }
+    if let Some(ext) = document_extension(&input.path) {
+        return Err(Skip::Unsupported(ext).into());
     }
     let size = std::fs::metadata(&input.path)?.len();
     if size > MAX_FILE_BYTES {

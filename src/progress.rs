@@ -230,11 +230,11 @@ async fn bar(progress: Arc<Progress>, stop: CancellationToken) {
         bar.set_position(s.done as u64);
         let tpm = rate.per_minute(Instant::now(), s.tokens);
         let mut msg = format!(
-            "{} in flight · {} tok/min of {} · {} retries · {} rate-limited",
+            "{} in flight · {} tok/min of {} · {} · {} rate-limited",
             s.in_flight,
             crate::render::group(tpm as usize),
             crate::render::group(s.tpm_limit as usize),
-            s.retries,
+            crate::console::count(s.retries, "retry", "retries"),
             s.rate_limited
         );
         if s.failed > 0 {

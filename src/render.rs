@@ -232,8 +232,8 @@ pub fn digest(d: &Digest, briefs: &Path, from: &Path) -> String {
     let u = &d.usage;
     let _ = writeln!(
         md,
-        "---\n<sub>{} briefs · {} · {} call{}{} · {} · {}</sub>",
-        d.briefs,
+        "---\n<sub>{} · {} · {} call{}{} · {} · {}</sub>",
+        crate::console::count(d.briefs as u64, "brief", "briefs"),
         u.model,
         u.calls,
         if u.calls == 1 { "" } else { "s" },

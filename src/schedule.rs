@@ -163,7 +163,7 @@ fn when(at: &DateTime<Tz>) -> String {
     format!(
         "{} (in {})",
         at.format("%Y-%m-%d %H:%M:%S %Z"),
-        humantime::format_duration(Duration::from_secs(wait.as_secs()))
+        crate::console::duration(wait)
     )
 }
 
@@ -283,7 +283,7 @@ async fn tick(settings: &Settings, shutdown: &Shutdown, at: DateTime<Tz>) -> u8 
         failed = t.failed,
         calls = t.calls,
         cost_usd = %t.cost_usd.map_or("unknown".to_string(), |c| format!("{c:.4}")),
-        took = %humantime::format_duration(Duration::from_secs(started.elapsed().as_secs())),
+        took = %crate::console::duration(started.elapsed()),
         "tick done"
     );
     if shutdown.stop.is_cancelled() {

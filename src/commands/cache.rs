@@ -112,8 +112,9 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Resul
             let n = store.prune(older_than).await?;
             writeln!(
                 stdout,
-                "removed {n} cached calls not used for {}",
-                humantime::format_duration(older_than)
+                "removed {} not used for {}",
+                crate::console::count(n as u64, "cached call", "cached calls"),
+                crate::console::duration(older_than)
             )?;
         }
         CacheCommand::Clear { all } => {
@@ -121,7 +122,8 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Resul
             let n = store.clear(all).await?;
             writeln!(
                 stdout,
-                "removed {n} cached calls{}",
+                "removed {}{}",
+                crate::console::count(n as u64, "cached call", "cached calls"),
                 if all {
                     ", the article manifest, the names registry, what was learned about endpoints and the run history"
                 } else {

@@ -7,6 +7,7 @@ mod config;
 mod digest;
 mod eval;
 mod inspect;
+mod man;
 mod mock_provider;
 mod prompts;
 mod schedule;
@@ -65,8 +66,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            man::render(&mut std::io::stdout().lock())?;
             Ok(EXIT_OK)
         }
     }

@@ -13,6 +13,7 @@ mod pipeline;
 mod provider;
 mod quality;
 mod servers;
+mod small;
 mod state;
 mod support;
 mod ux;
