@@ -52,9 +52,10 @@ async fn a_month_range_is_not_a_count_and_one_is_singular() {
         "ko": "반도체 수출이 3~4월에 142억 달러로 늘었다.",
         "en": "Chip exports rose to $14.2 billion in March and April."
     });
-    reply["key_points"] =
-        json!([{"ko": "3~4월 수출이 늘었다.", "en": "Exports grew in March and April."}]);
-    reply["figures"] = json!([{"ko": "142억 달러", "en": "$14.2 billion"}]);
+    reply["key_points"] = json!([{"ko": "3~4월 수출이 늘었다.", "en": "Exports grew in March and April.",
+            "quotes": ["반도체 수출이 3월과 4월에 142억 달러로 늘었다고"]}]);
+    reply["figures"] = json!([{"ko": "142억 달러", "en": "$14.2 billion",
+        "quotes": ["반도체 수출이 3월과 4월에 142억 달러로 늘었다고"]}]);
     reply["entities"] = json!([]);
     answer(&env, reply).await;
     let out = env.summarize(&[]).await;
