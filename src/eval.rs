@@ -8,8 +8,9 @@
 //!
 //! - **valid briefs**: articles that got a brief (parsed, both languages) / articles;
 //! - **fact coverage**: facts found in the briefs / facts;
-//! - **unsupported figures**: figures in the briefs that the cleaned article does not support /
-//!   figures in the briefs;
+//! - **unsupported figures**: figures written in the briefs' text fields that the cleaned
+//!   article does not support / figures written in those fields (each occurrence once, above
+//!   and below; entity names are not figures);
 //! - **bilingual completeness**: fields of the briefs filled in the right language on both
 //!   sides / fields;
 //! - **grounded key points**: key points whose quotes were all found in the cleaned article
@@ -282,8 +283,25 @@ fn score_brief(score: &mut ArticleScore, b: &Brief, wanted: &[Fact]) {
             score.missing.push(describe(f));
         }
     }
-    score.figures = texts.iter().map(|t| figures::extract(t).len()).sum();
-    score.unsupported_figures = b.checks.unsupported_figures.len();
+    // Numerator and denominator count the same things: every figure written in the fields the
+    // check reads (not the entity names, where "다솜-3" is a name, not a claim), once per
+    // occurrence; one is unsupported when the check flagged its text (it lists each text
+    // once, however often the brief repeats it).
+    let flagged: std::collections::HashSet<&str> = b
+        .checks
+        .unsupported_figures
+        .iter()
+        .map(|f| f.text.as_str())
+        .collect();
+    let written: Vec<figures::Figure> = brief::fields(c)
+        .into_iter()
+        .flat_map(|(_, text)| figures::extract(text))
+        .collect();
+    score.figures = written.len();
+    score.unsupported_figures = written
+        .iter()
+        .filter(|f| flagged.contains(f.text.as_str()))
+        .count();
     let mut pair = |ko: &str, en: &str| {
         score.fields += 1;
         if brief::is_korean(ko) && !en.trim().is_empty() && brief::is_english(en) {
@@ -489,6 +507,29 @@ mod tests {
         assert_eq!((s.grounded_points, s.key_points), (2, 3));
         // 3,200 twice (ko, en) in its quote; 2조 and "2 trillion" not in theirs.
         assert_eq!((s.figures_in_quote, s.item_figures), (2, 4));
+    }
+
+    #[test]
+    fn the_unsupported_figure_rate_counts_the_same_figures_above_and_below() {
+        let mut b = brief();
+        // Written twice, flagged once by the check (it lists each text once).
+        b.content.summary.en = "It paid $15 billion.".into();
+        b.content.key_points[0].en = "The price was $15 billion.".into();
+        // A name with a digit is not a figure the brief claims.
+        b.content.entities.push(Entity {
+            ko: "다솜-3".into(),
+            en: "Dasom-3".into(),
+            kind: "product".into(),
+        });
+        b.checks.unsupported_figures = vec![crate::check::FigureCheck {
+            text: "$15 billion".into(),
+            field: "summary.en".into(),
+        }];
+        let mut s = ArticleScore::default();
+        score_brief(&mut s, &b, &[]);
+        // The "24" of "이음24" in both titles (the check reads titles too), summary.ko
+        // "1조 1,800억 원", key_points[0].ko "3,200개", and "$15 billion" twice; not "3".
+        assert_eq!((s.unsupported_figures, s.figures), (2, 6));
     }
 
     #[test]
