@@ -10,6 +10,7 @@
 //! store's cache (a finished call is never paid for twice, even after a crash), and skips an
 //! article whose content and brief-shaping settings are unchanged since its brief was written.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,7 @@ use crate::config::Settings;
 use crate::error::{ArticleError, EXIT_ARTICLES_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER};
 use crate::ingest::{self, InputFile, ReadError, Skip};
 use crate::llm::{ApiKey, ChatClient, LlmError};
-use crate::names::Names;
+use crate::names::{Names, NewNames};
 use crate::output::{Claims, Naming, assign_names, looks_like_ours, with_suffix, write_atomic};
 use crate::pricing::Tier;
 use crate::progress::Progress;
@@ -121,6 +122,9 @@ struct Context<'a> {
     fatal: Mutex<Option<LlmError>>,
     /// One English rendering per Korean name across the run's briefs.
     names: Names,
+    /// Briefs that used a name new in this run, kept until the names are settled: those whose
+    /// JSON line (`--format jsonl`) waits for it, and those with no JSON file to read back.
+    kept: Mutex<BTreeMap<String, Brief>>,
     /// Output names earlier runs gave out (from the manifest).
     claims: Claims,
 }
@@ -293,6 +297,7 @@ pub async fn run(
                 None => Vec::new(),
             },
         ),
+        kept: Mutex::new(BTreeMap::new()),
     };
 
     let names = assign_names(&found.files, &ctx.claims);
@@ -313,12 +318,15 @@ pub async fn run(
             tracing::warn!("stopping now: calls still in flight are dropped");
         }
     }
+    // The articles' work is over (done, or dropped with the abort).
+    let mut reports = std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner()));
+    if !opts.dry_run {
+        ctx.settle_names(&names, &mut reports).await;
+    }
 
     let fatal = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let interrupted = shutdown.stop.is_cancelled() && fatal.is_none();
-    let articles: Vec<ArticleReport> = results
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    let articles: Vec<ArticleReport> = reports
         .iter()
         .zip(&found.files)
         .map(|(r, input)| {
@@ -643,11 +651,6 @@ impl Context<'_> {
         // Quotes found in the article take its own text and their place in it.
         crate::check::anchor_quotes(&mut content, &cleaned.text);
         let (renamings, new_names) = self.names.unify(&mut content);
-        if let Some(store) = &self.store
-            && let Err(err) = store.add_names(new_names).await
-        {
-            tracing::warn!("cannot remember the renderings of names ({err})");
-        }
         let mut checks = crate::check::check(&content, &cleaned.text, &self.settings.glossary);
         checks.warnings.extend(decode_warning);
         checks.warnings.extend(t.warnings.iter().cloned());
@@ -695,12 +698,21 @@ impl Context<'_> {
                 .iter()
                 .map(|o| self.opts.out.join(o).display().to_string())
                 .collect();
+            self.note_names(naming, new_names, brief);
             return (report, hash);
         }
-        match self.write(&brief, stem) {
+        // A brief using a name new in this run is printed once the run has settled it.
+        let line_now = self.opts.jsonl && new_names.is_empty();
+        match self.write_files(&brief, stem).and_then(|outputs| {
+            line_now
+                .then(|| self.print_line(&brief))
+                .transpose()
+                .map(|_| outputs)
+        }) {
             Ok(outputs) => {
                 report.status = Status::Written;
                 report.outputs = outputs;
+                self.note_names(naming, new_names, brief);
             }
             Err(e) => {
                 report.status = Status::Failed;
@@ -708,6 +720,82 @@ impl Context<'_> {
             }
         }
         (report, hash)
+    }
+
+    /// Counts the renderings of names new in this run that a written brief used, keeping the
+    /// brief when the settlement will need it in memory (see [`Context::kept`]).
+    fn note_names(&self, naming: &Naming, new_names: NewNames, brief: Brief) {
+        if new_names.is_empty() {
+            return;
+        }
+        self.names.note(&naming.key, new_names);
+        if self.opts.jsonl || !self.settings.output.json {
+            self.kept
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(naming.key.clone(), brief);
+        }
+    }
+
+    /// Settles the names new in this run ([`Names::settle`]), rewrites the briefs that used
+    /// another rendering (their files, and their line in `reports`), prints the JSON lines held
+    /// for it, and remembers the settled renderings in the state store.
+    async fn settle_names(&self, namings: &[Naming], reports: &mut [Option<ArticleReport>]) {
+        let settlement = self.names.settle();
+        let mut kept = std::mem::take(&mut *self.kept.lock().unwrap_or_else(|p| p.into_inner()));
+        for (key, renamings) in &settlement.renamings {
+            let Some(i) = namings.iter().position(|n| &n.key == key) else {
+                continue;
+            };
+            let stem = &namings[i].stem;
+            let brief = match kept.remove(key) {
+                Some(b) => Some(b),
+                None => self.read_brief(stem),
+            };
+            let Some(mut brief) = brief else {
+                tracing::warn!(article = %key, "cannot read its brief back to settle its names");
+                continue;
+            };
+            crate::names::apply(&mut brief.content, renamings);
+            brief
+                .checks
+                .warnings
+                .extend(renamings.iter().map(|r| format!("name: {r}")));
+            match self.write_files(&brief, stem) {
+                Ok(_) => {
+                    if let Some(r) = reports[i].as_mut() {
+                        r.check_findings += renamings.len();
+                    }
+                }
+                Err(e) => tracing::warn!("cannot rewrite a brief with its settled names ({e})"),
+            }
+            kept.insert(key.clone(), brief);
+        }
+        if self.opts.jsonl {
+            for n in namings {
+                if let Some(brief) = kept.get(&n.key)
+                    && let Err(e) = self.print_line(brief)
+                {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+        if let Some(store) = &self.store
+            && let Err(err) = store.add_names(settlement.names).await
+        {
+            tracing::warn!("cannot remember the renderings of names ({err})");
+        }
+    }
+
+    /// The brief written for `stem`, read back from its JSON file.
+    fn read_brief(&self, stem: &Path) -> Option<Brief> {
+        if !self.settings.output.json {
+            return None;
+        }
+        let json = self.opts.out.join(with_suffix(stem, "json"));
+        std::fs::read_to_string(json)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Brief>(&t).ok())
     }
 
     /// Whether the brief already written for this article says the same (content, checks and
@@ -766,7 +854,8 @@ impl Context<'_> {
         report
     }
 
-    fn write(&self, brief: &Brief, stem: &Path) -> Result<Vec<String>, ArticleError> {
+    /// Writes the brief's files (JSON, Markdown, as configured); returns their paths.
+    fn write_files(&self, brief: &Brief, stem: &Path) -> Result<Vec<String>, ArticleError> {
         let out = &self.settings.output;
         let mut written = Vec::new();
         let mut put = |ext: &str, text: String| -> Result<(), ArticleError> {
@@ -785,18 +874,20 @@ impl Context<'_> {
         if out.markdown {
             put("md", crate::render::brief(brief))?;
         }
-        if self.opts.jsonl {
-            let line = serde_json::to_string(brief).expect("a brief always serialises") + "\n";
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(line.as_bytes())
-                .and_then(|_| stdout.flush())
-                .map_err(|source| ArticleError::Write {
-                    path: PathBuf::from("<stdout>"),
-                    source,
-                })?;
-        }
         Ok(written)
+    }
+
+    /// Prints the brief as one JSON line on stdout (`--format jsonl`).
+    fn print_line(&self, brief: &Brief) -> Result<(), ArticleError> {
+        let line = serde_json::to_string(brief).expect("a brief always serialises") + "\n";
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(line.as_bytes())
+            .and_then(|_| stdout.flush())
+            .map_err(|source| ArticleError::Write {
+                path: PathBuf::from("<stdout>"),
+                source,
+            })
     }
 }
 

@@ -300,3 +300,143 @@ async fn standard_input_is_read_up_to_the_limit_only() {
         "{report}"
     );
 }
+
+mod names {
+    use serde_json::json;
+    use wiremock::{Request, Respond};
+
+    use super::*;
+
+    const ARTICLE: &str = "반도체 수출 역대 최대\n\n최태원 회장은 반도체 수출이 142억 달러로 1년 전보다 18.4% 늘었다고 {day}일 밝혔다.\n";
+
+    /// Per article (by the day in its text): how its brief renders 최태원 (`None`: it names
+    /// nobody), and how long the reply takes.
+    struct Renders(Vec<(u32, Option<&'static str>, u64)>);
+
+    impl Respond for Renders {
+        fn respond(&self, req: &Request) -> ResponseTemplate {
+            let body = String::from_utf8_lossy(&req.body);
+            let (_, en, delay) = self
+                .0
+                .iter()
+                .find(|(day, _, _)| body.contains(&format!("{day}일 밝혔다")))
+                .copied()
+                .unwrap_or((0, None, 0));
+            let entities = match en {
+                Some(en) => json!([{"ko": "최태원", "en": en, "kind": "person"}]),
+                None => json!([]),
+            };
+            let brief = json!({
+                "title": {"ko": "반도체 수출 역대 최대", "en": "Chip exports hit a record"},
+                "summary": {"ko": "최태원 회장은 반도체 수출이 142억 달러로 늘었다고 말했다.", "en": format!("{} said exports rose to $14.2 billion.", en.unwrap_or("The chairman"))},
+                "key_points": [{"ko": "수출이 18.4% 늘었다.", "en": "Exports grew 18.4%."}],
+                "entities": entities,
+                "figures": [{"ko": "142억 달러", "en": "$14.2 billion"}]
+            });
+            ResponseTemplate::new(200)
+                .set_body_json(completion(&brief.to_string()))
+                .set_delay(Duration::from_millis(delay))
+        }
+    }
+
+    fn articles(env: &TestEnv, days: &[u32]) {
+        for day in days {
+            env.article(
+                &format!("a{day}.txt"),
+                &ARTICLE.replace("{day}", &day.to_string()),
+            );
+        }
+    }
+
+    fn rendering(env: &TestEnv, day: u32) -> String {
+        let b = env.brief(&format!("a{day}.txt"));
+        assert_eq!(
+            b["summary"]["en"].as_str().unwrap(),
+            format!(
+                "{} said exports rose to $14.2 billion.",
+                b["entities"][0]["en"].as_str().unwrap()
+            ),
+            "the English text follows the entity"
+        );
+        b["entities"][0]["en"].as_str().unwrap().to_string()
+    }
+
+    /// The first call goes alone (a1, naming nobody); then a2 writes "Choi" slowly and a3
+    /// "Chey" at once. One brief each: the tie goes to the first article by key (a2), not to
+    /// the brief that happened to be made first (a3).
+    fn tie() -> Renders {
+        Renders(vec![
+            (1, None, 0),
+            (2, Some("Choi Tae-won"), 1500),
+            (3, Some("Chey Tae-won"), 0),
+        ])
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tie_goes_to_the_first_article_not_to_the_first_brief_made() {
+        let env = TestEnv::new().await;
+        articles(&env, &[1, 2, 3]);
+        chat().respond_with(tie()).mount(&env.server).await;
+        let out = env.summarize(&[]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+        assert_eq!(rendering(&env, 2), "Choi Tae-won");
+        assert_eq!(rendering(&env, 3), "Choi Tae-won");
+        let warnings = env.brief("a3.txt")["checks"]["warnings"].clone();
+        assert!(
+            warnings.to_string().contains("as in the other briefs"),
+            "{warnings}"
+        );
+        let md = std::fs::read_to_string(env.out().join("a3.md")).unwrap();
+        assert!(
+            md.contains("Choi Tae-won said") && !md.contains("Chey Tae-won said"),
+            "{md}"
+        );
+        // The report counts the renamed brief's finding.
+        assert_eq!(env.report()["articles"][2]["check_findings"], 1);
+    }
+
+    /// Most briefs win: a2 and a3 write "Chey", a1 (made first, and first by key) "Choi".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_rendering_most_briefs_use_wins_and_holds_the_next_day() {
+        let env = TestEnv::new().await;
+        articles(&env, &[1, 2, 3]);
+        let renders = || {
+            Renders(vec![
+                (1, Some("Choi Tae-won"), 0),
+                (2, Some("Chey Tae-won"), 0),
+                (3, Some("Chey Tae-won"), 0),
+                (11, Some("Choi Tae-won"), 0),
+            ])
+        };
+        chat().respond_with(renders()).mount(&env.server).await;
+        let out = env.summarize(&[]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+        for day in [1, 2, 3] {
+            assert_eq!(rendering(&env, day), "Chey Tae-won", "a{day}");
+        }
+        // The next day, a new article's brief writes "Choi": the settled rendering holds.
+        articles(&env, &[11]);
+        let out = env.summarize(&[]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+        assert_eq!(rendering(&env, 11), "Chey Tae-won");
+    }
+
+    /// With `--format jsonl`, a brief whose names are settled at the end of the run is printed
+    /// then, already renamed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn json_lines_carry_the_settled_rendering() {
+        let env = TestEnv::new().await;
+        articles(&env, &[1, 2, 3]);
+        chat().respond_with(tie()).mount(&env.server).await;
+        let out = env.summarize(&["--format", "jsonl"]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        for l in lines.iter().filter(|l| l["entities"][0].is_object()) {
+            assert_eq!(l["entities"][0]["en"], "Choi Tae-won", "{l}");
+        }
+    }
+}

@@ -287,7 +287,7 @@ mod end_to_end {
         assert!(
             warnings
                 .iter()
-                .any(|w| w.as_str().unwrap().contains("as in earlier briefs")),
+                .any(|w| w.as_str().unwrap().contains("as in the other briefs")),
             "{warnings:?}"
         );
 
