@@ -199,6 +199,7 @@ async fn run(s: &Scenario) {
         force: false,
         progress: None,
         jsonl: false,
+        no_wait: false,
     };
     let shutdown = Shutdown::default();
 
@@ -476,6 +477,7 @@ impl Provider {
                 charged_tokens: v["charged_tokens"].as_u64().unwrap_or(0),
                 early: v["early"].as_u64().unwrap_or(0),
                 repeated: v["repeated"].as_u64().unwrap_or(0),
+                ..MockStats::default()
             })
             .expect("stats JSON")
     }

@@ -150,8 +150,8 @@ pub enum Command {
     /// Print the man page (roff): `hanbrief man > hanbrief.1 && man ./hanbrief.1`.
     Man,
     /// Serve a simulated OpenAI-compatible endpoint on 127.0.0.1: test configs, prompts and
-
-    /// schedules without a key or a bill (real rate-limit headers and 429s, injected faults).
+    /// schedules without a key or a bill (real rate-limit headers and 429s, injected faults,
+    /// the Batch API's files and batches).
     MockProvider(MockProviderArgs),
 }
 
@@ -184,6 +184,14 @@ pub struct SummarizeArgs {
     /// as one JSON line on stdout, for pipes (combine: --format md,jsonl).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "FORMAT")]
     pub format: Vec<OutputFormat>,
+    /// Batch mode: every call goes through the provider's Batch API, at half the price, within
+    /// 24 hours (sets [batch] enabled). Resumable: run the same command again after a stop.
+    #[arg(long)]
+    pub batch: bool,
+    /// With --batch: submit the batches, print what was submitted and exit; the next run over
+    /// the same folder picks them up.
+    #[arg(long, requires = "batch")]
+    pub no_wait: bool,
 }
 
 /// Output formats of `summarize`.
@@ -307,6 +315,23 @@ pub struct MockProviderArgs {
     /// Seed of the fault dice.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Batch API: how long a batch takes from creation to completed, e.g. 2s, 10m.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub batch_completion: std::time::Duration,
+    /// Batch API: share of request lines that come back failed (HTTP 500 in the error file).
+    #[arg(long, default_value_t = 0.0)]
+    pub batch_fail_lines: f64,
+    /// Batch API: the first N batches expire, half their requests done (the rest
+    /// batch_expired in the error file).
+    #[arg(long, default_value_t = 0)]
+    pub batch_expire: u32,
+    /// Batch API: the first N batches fail outright.
+    #[arg(long, default_value_t = 0)]
+    pub batch_fail: u32,
+    /// Batch API: prompt tokens that may be enqueued at once (0: no limit); a batch beyond it
+    /// fails with token_limit_exceeded.
+    #[arg(long, default_value_t = 0)]
+    pub batch_token_limit: u64,
 }
 
 /// A share of requests: a number from 0 to 1 (`0.1` = 10 %).
@@ -379,6 +404,10 @@ pub struct DigestArgs {
     /// Endpoint base URL (overrides [endpoint] base_url).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+    /// Batch mode: the digest's calls go through the provider's Batch API (half the price,
+    /// within 24 hours).
+    #[arg(long)]
+    pub batch: bool,
 }
 
 /// `hanbrief schedule`
@@ -427,6 +456,9 @@ pub struct EvalArgs {
     /// Exit 1 when bilingual completeness is below RATE.
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub min_bilingual: Option<f64>,
+    /// Batch mode: the set's calls go through the provider's Batch API.
+    #[arg(long)]
+    pub batch: bool,
 }
 
 /// A rate between 0 and 1, written as a fraction (`0.8`) or a percentage (`80%`).

@@ -91,6 +91,8 @@ pub struct Overrides {
     pub output_dir: Option<PathBuf>,
     pub cron: Option<String>,
     pub timezone: Option<String>,
+    /// `--batch`: batch mode for this run.
+    pub batch: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -109,6 +111,7 @@ pub struct FileConfig {
     pub prompts: PromptsFile,
     pub schedule: ScheduleFile,
     pub digest: DigestFile,
+    pub batch: BatchFile,
     pub pricing: BTreeMap<String, crate::pricing::Price>,
     pub glossary: BTreeMap<String, String>,
 }
@@ -188,6 +191,21 @@ pub struct ScheduleFile {
 pub struct DigestFile {
     pub max_tokens: i64,
     pub dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchFile {
+    pub enabled: bool,
+    pub base_url: String,
+    pub url: String,
+    pub model: String,
+    pub enqueued_tokens: i64,
+    pub max_requests_per_file: i64,
+    pub max_file_mb: i64,
+    pub poll_min: String,
+    pub poll_max: String,
+    pub max_attempts: i64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,6 +342,27 @@ pub struct DigestSettings {
     pub dir: PathBuf,
 }
 
+/// Batch mode: the provider's Batch API (see `crate::batch`).
+#[derive(Debug, Clone)]
+pub struct BatchSettings {
+    /// Every run in batch mode (as with `--batch`).
+    pub enabled: bool,
+    /// Base URL of the files and batches endpoints.
+    pub base_url: String,
+    /// `url` of the request lines and `endpoint` of the batches.
+    pub url: String,
+    /// The model each request names (Azure: the global-batch deployment).
+    pub model: String,
+    /// Prompt tokens that may be enqueued at once; `None`: no limit known.
+    pub enqueued_tokens: Option<u64>,
+    pub max_requests_per_file: usize,
+    pub max_file_bytes: usize,
+    pub poll_min: Duration,
+    pub poll_max: Duration,
+    /// Batches a request may go in before it is sent as an ordinary call.
+    pub max_attempts: u32,
+}
+
 /// Validated, typed configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -336,6 +375,7 @@ pub struct Settings {
     pub prompts_dir: Option<PathBuf>,
     pub schedule: ScheduleSettings,
     pub digest: DigestSettings,
+    pub batch: BatchSettings,
     /// Prices per model (`[pricing]`, OpenAI's list prices, free on this machine).
     pub pricing: crate::pricing::Pricing,
     /// Korean name → pinned English rendering.
@@ -467,6 +507,9 @@ impl Layers {
         }
         if let Some(tz) = &o.timezone {
             flag("schedule.timezone", "--tz", tz.clone().into())?;
+        }
+        if o.batch {
+            flag("batch.enabled", "--batch", true.into())?;
         }
         Ok(())
     }
@@ -761,6 +804,62 @@ impl Layers {
             dir: digest_dir,
         };
 
+        let b = &raw.batch;
+        let batch_url = b.url.trim();
+        if !batch_url.starts_with('/') {
+            return Err(v.invalid(
+                "batch.url",
+                &b.url,
+                "a path such as \"/v1/chat/completions\" (OpenAI) or \"/chat/completions\" (Azure)",
+            ));
+        }
+        let batch_limit = |key: &str, value: i64, max: i64| {
+            if (1..=max).contains(&value) {
+                Ok(value as usize)
+            } else {
+                Err(v.invalid(key, &value.to_string(), &format!("1 to {max}")))
+            }
+        };
+        let batch = BatchSettings {
+            enabled: b.enabled,
+            base_url: match b.base_url.trim() {
+                "" => endpoint.base_url.clone(),
+                url => v.url("batch.base_url", url)?,
+            },
+            url: batch_url.to_string(),
+            model: match b.model.trim() {
+                "" => model.clone(),
+                m => m.to_string(),
+            },
+            enqueued_tokens: match b.enqueued_tokens {
+                0 => crate::batch::published_enqueued_limit(&model),
+                n if n > 0 => Some(n as u64),
+                n => {
+                    return Err(v.invalid(
+                        "batch.enqueued_tokens",
+                        &n.to_string(),
+                        "0 (OpenAI's figure for the model) or a number of tokens",
+                    ));
+                }
+            },
+            max_requests_per_file: batch_limit(
+                "batch.max_requests_per_file",
+                b.max_requests_per_file,
+                50_000,
+            )?,
+            max_file_bytes: batch_limit("batch.max_file_mb", b.max_file_mb, 200)? * 1_000_000,
+            poll_min: v.duration("batch.poll_min", &b.poll_min)?,
+            poll_max: v.duration("batch.poll_max", &b.poll_max)?,
+            max_attempts: v.positive("batch.max_attempts", b.max_attempts)?,
+        };
+        if batch.poll_min.is_zero() || batch.poll_min > batch.poll_max {
+            return Err(v.invalid(
+                "batch.poll_min",
+                &b.poll_min,
+                "a duration above zero and at most batch.poll_max",
+            ));
+        }
+
         let pricing = crate::pricing::Pricing::new(raw.pricing.clone(), &endpoint.base_url);
 
         for (ko, en) in &raw.glossary {
@@ -790,6 +889,7 @@ impl Layers {
             prompts_dir,
             schedule,
             digest,
+            batch,
             pricing,
             glossary: raw.glossary.clone(),
             config_file: file.map(Path::to_path_buf),

@@ -735,11 +735,7 @@ impl<'a> Digester<'a> {
                 cached_calls: tally.cached_calls,
                 prompt_tokens: tally.usage.prompt_tokens,
                 completion_tokens: tally.usage.completion_tokens,
-                cost_usd: self.settings.pricing.cost(
-                    &self.settings.endpoint.model,
-                    tally.usage,
-                    crate::pricing::Tier::Standard,
-                ),
+                cost_usd: tally.cost(&self.settings.pricing, &self.settings.endpoint.model),
             },
             generated_at: crate::pipeline::now_rfc3339(),
         }

@@ -158,6 +158,7 @@ pub async fn run(
         }
     }
     let opts = RunOptions {
+        no_wait: false,
         inputs: vec![articles_dir.clone()],
         out: out.to_path_buf(),
         dry_run: false,

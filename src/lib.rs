@@ -19,6 +19,7 @@
 //! stages are plain functions of their inputs (plus that client), so each is tested alone;
 //! [`pipeline`] strings them together for a run.
 
+pub mod batch;
 pub mod brief;
 pub mod check;
 pub mod chunk;

@@ -19,6 +19,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::{BatchRunner, Step};
 use crate::brief::{self, Brief, BriefUsage, SourceInfo};
 use crate::clean;
 use crate::config::Settings;
@@ -52,6 +53,9 @@ pub struct RunOptions {
     pub progress: Option<Arc<Progress>>,
     /// Also print each brief as one JSON line on stdout.
     pub jsonl: bool,
+    /// Batch mode (`settings.batch.enabled`): submit and exit instead of waiting for the
+    /// batches (`--no-wait`); the next run picks them up.
+    pub no_wait: bool,
 }
 
 /// The two stages of stopping: `stop` (first signal: start nothing new) and `abort` (grace over
@@ -79,6 +83,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Batch(#[from] crate::batch::BatchError),
     /// The output folder would mix briefs with articles: outputs could replace an article, and
     /// the next run would read briefs as articles.
     #[error(
@@ -103,7 +109,10 @@ impl RunError {
             | RunError::Client(_)
             | RunError::OutputAmongInputs { .. } => crate::error::EXIT_USAGE,
             RunError::Output { .. } => crate::error::EXIT_INTERNAL,
-            RunError::Store(e) => e.exit_code(),
+            RunError::Store(e) | RunError::Batch(crate::batch::BatchError::Store(e)) => {
+                e.exit_code()
+            }
+            RunError::Batch(_) => crate::error::EXIT_USAGE,
         }
     }
 }
@@ -246,10 +255,27 @@ pub async fn run(
         &settings.endpoint,
         &settings.limits,
         tokenizer,
-        key,
+        key.clone(),
         shutdown.stop.clone(),
     )?
     .with_abort(shutdown.abort.clone());
+    // Batch mode: calls the cache cannot answer go into batches (see `crate::batch`).
+    let mut batch = match (&store, settings.batch.enabled && !opts.dry_run) {
+        (Some(store), true) => Some(
+            BatchRunner::new(
+                settings,
+                store.clone(),
+                key,
+                shutdown.stop.clone(),
+                opts.progress.clone(),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    if let Some(b) = &batch {
+        client = client.with_deferral(b.queue());
+    }
     if let Some(store) = store.as_ref().filter(|_| !opts.dry_run) {
         client = client
             .with_cache(Arc::new(StoreCache {
@@ -303,19 +329,94 @@ pub async fn run(
     let names = assign_names(&found.files, &ctx.claims);
     let results: Arc<Mutex<Vec<Option<ArticleReport>>>> =
         Arc::new(Mutex::new(vec![None; found.files.len()]));
-    let work = futures::stream::iter(found.files.iter().zip(&names).enumerate())
-        .for_each_concurrent(settings.limits.max_in_flight, |(i, (input, naming))| {
-            let ctx = &ctx;
-            let results = results.clone();
-            async move {
-                let report = ctx.article(input, naming).await;
-                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(report);
+    // One pass over every article; in batch mode, more passes over those waiting for batches,
+    // each after a batch came back (a phase: map, then reduce, then each tree level).
+    let mut todo: Vec<usize> = (0..found.files.len()).collect();
+    let mut batch_stopped: Option<String> = None;
+    if let Some(b) = batch.as_mut()
+        && let Err(e) = b.resume().await
+    {
+        batch_stopped = ctx.batch_error(e);
+        todo.clear();
+    }
+    let mut phase = 0u32;
+    while !todo.is_empty() {
+        phase += 1;
+        if let Some(b) = &batch {
+            b.queue().begin_pass();
+        }
+        let work = futures::stream::iter(todo.iter().copied()).for_each_concurrent(
+            settings.limits.max_in_flight,
+            |i| {
+                let ctx = &ctx;
+                let results = results.clone();
+                let (input, naming) = (&found.files[i], &names[i]);
+                async move {
+                    let report = ctx.article(input, naming).await;
+                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(report);
+                }
+            },
+        );
+        tokio::select! {
+            _ = work => {}
+            _ = shutdown.abort.cancelled() => {
+                tracing::warn!("stopping now: calls still in flight are dropped");
             }
+        }
+        let Some(b) = batch.as_mut() else { break };
+        todo.retain(|&i| {
+            results.lock().unwrap_or_else(|p| p.into_inner())[i]
+                .as_ref()
+                .is_some_and(|r| r.status == Status::Waiting)
         });
-    tokio::select! {
-        _ = work => {}
-        _ = shutdown.abort.cancelled() => {
-            tracing::warn!("stopping now: calls still in flight are dropped");
+        if todo.is_empty() || shutdown.stop.is_cancelled() {
+            break;
+        }
+        tracing::info!(
+            phase,
+            waiting = todo.len(),
+            requests = b.queue().deferred(),
+            "phase done: articles wait for batches"
+        );
+        match b.after_pass(phase, opts.no_wait).await {
+            Ok(Step::Collected) => {}
+            Ok(Step::LeftInFlight) | Err(LlmError::Cancelled) => break,
+            Ok(Step::Idle) => {
+                batch_stopped = Some("no batch left to wait for".into());
+                break;
+            }
+            Err(e) => {
+                batch_stopped = ctx.batch_error(e);
+                break;
+            }
+        }
+    }
+    let batch_summary = match batch.as_mut() {
+        Some(b) => {
+            b.finish();
+            let waiting = results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|r| r.as_ref().is_some_and(|r| r.status == Status::Waiting));
+            if !waiting && let Err(e) = b.forget_settled().await {
+                tracing::warn!("cannot tidy the batch requests in the state store ({e})");
+            }
+            Some(b.summary.clone())
+        }
+        None => None,
+    };
+    if let Some(why) = &batch_stopped {
+        // Articles still waiting cannot go on without their batches.
+        for r in results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter_mut()
+            .flatten()
+            .filter(|r| r.status == Status::Waiting)
+        {
+            r.status = Status::NotDone;
+            r.reason = Some(format!("batch mode stopped: {why}"));
         }
     }
     // The articles' work is over (done, or dropped with the abort).
@@ -326,19 +427,28 @@ pub async fn run(
 
     let fatal = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let interrupted = shutdown.stop.is_cancelled() && fatal.is_none();
+    let waiting_reason = match (interrupted, opts.no_wait) {
+        (true, _) => {
+            "its calls are in batches in flight (the run was interrupted): run the same command again to pick them up"
+        }
+        (false, true) => {
+            "its calls are in batches in flight (--no-wait): run the same command again to pick them up"
+        }
+        _ => "waiting for batches",
+    };
     let articles: Vec<ArticleReport> = reports
         .iter()
         .zip(&found.files)
-        .map(|(r, input)| {
-            r.clone().unwrap_or_else(|| {
-                ArticleReport::new(input.path.display().to_string(), Status::NotDone)
-                    .because("the run stopped first")
-            })
+        .map(|(r, input)| match r {
+            Some(r) if r.status == Status::Waiting => r.clone().because(waiting_reason),
+            Some(r) => r.clone(),
+            None => ArticleReport::new(input.path.display().to_string(), Status::NotDone)
+                .because("the run stopped first"),
         })
         .collect();
     let stats = client.stats().snapshot();
     let totals = RunReport::tally(&articles, stats.requests, stats.retries, stats.rate_limited);
-    let exit_code = if fatal.is_some() {
+    let exit_code = if fatal.is_some() || batch_stopped.is_some() {
         EXIT_PROVIDER
     } else if interrupted {
         EXIT_INTERRUPTED
@@ -355,13 +465,15 @@ pub async fn run(
         model: settings.endpoint.model.clone(),
         base_url: settings.endpoint.base_url.clone(),
         dry_run: opts.dry_run,
-        stopped: match (&fatal, interrupted) {
-            (Some(e), _) => Some(format!("the provider refused us: {e}")),
-            (None, true) => Some("interrupted by a signal".to_string()),
+        stopped: match (&fatal, interrupted, &batch_stopped) {
+            (Some(e), _, _) => Some(format!("the provider refused us: {e}")),
+            (None, _, Some(why)) => Some(format!("batch mode stopped: {why}")),
+            (None, true, None) => Some("interrupted by a signal".to_string()),
             _ => None,
         },
         exit_code,
         totals,
+        batch: batch_summary,
         articles,
     };
     if !opts.dry_run {
@@ -440,10 +552,13 @@ impl Context<'_> {
                 "skipped"
             ),
             Status::Unchanged => tracing::debug!(path = %report.path, "unchanged"),
+            Status::Waiting => tracing::debug!(path = %report.path, "waiting for a batch"),
             _ => {}
         }
         self.remember(naming, content_hash, &report).await;
-        if let Some(p) = &self.opts.progress {
+        if let Some(p) = &self.opts.progress
+            && report.status != Status::Waiting
+        {
             p.finished(report.status);
         }
         report
@@ -468,7 +583,7 @@ impl Context<'_> {
             // Re-made and identical: the manifest learns the new settings, so the next run
             // skips it outright.
             Status::Unchanged if report.calls + report.cached_calls > 0 => "written",
-            Status::Unchanged | Status::NotDone | Status::Planned => return,
+            Status::Unchanged | Status::NotDone | Status::Planned | Status::Waiting => return,
         };
         let outputs = if status == "written" {
             self.output_names(&naming.stem)
@@ -640,9 +755,10 @@ impl Context<'_> {
         let result = self.summarizer.summarize(&cleaned, &plan, &mut t).await;
         report.calls = t.calls;
         report.cached_calls = t.cached_calls;
+        report.batch_calls = t.batch_calls;
         report.prompt_tokens = t.usage.prompt_tokens;
         report.completion_tokens = t.usage.completion_tokens;
-        report.cost_usd = self.cost(t.usage);
+        report.cost_usd = t.cost(&self.settings.pricing, &self.settings.endpoint.model);
         let mut content = match result {
             Ok(c) => c,
             Err(e) => return (self.failed(report, e), hash),
@@ -827,8 +943,30 @@ impl Context<'_> {
         self.settings.pricing.cost(model, usage, Tier::Standard)
     }
 
+    /// A batch-mode failure that ends the batch loop: a fatal one stops the run as a fatal call
+    /// would; returns the reason for the articles still waiting.
+    fn batch_error(&self, e: LlmError) -> Option<String> {
+        if matches!(e, LlmError::Cancelled) {
+            return None;
+        }
+        tracing::error!("batch mode: {e}");
+        if e.is_fatal() {
+            let mut fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+            if fatal.is_none() {
+                *fatal = Some(e.clone());
+            }
+        }
+        Some(e.to_string())
+    }
+
     fn failed(&self, mut report: ArticleReport, e: ArticleError) -> ArticleReport {
         if let ArticleError::Llm(llm) = &e {
+            if matches!(llm, LlmError::Deferred) {
+                // Batch mode: the article goes on in a later pass, when its batch is back.
+                report.status = Status::Waiting;
+                report.reason = Some("waiting for batches".into());
+                return report;
+            }
             if matches!(llm, LlmError::Cancelled) {
                 report.status = Status::NotDone;
                 report.reason = Some("the run stopped first".into());

@@ -29,6 +29,8 @@ pub struct Progress {
     skipped: AtomicUsize,
     failed: AtomicUsize,
     client: OnceLock<(Arc<ClientStats>, Arc<Limiter>)>,
+    /// Batch mode: what the batches in flight are doing (shown instead of the call counters).
+    batch: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Progress {
@@ -51,6 +53,15 @@ impl Progress {
         let _ = self.client.set((stats, limiter));
     }
 
+    /// Batch mode: what the batches in flight are doing, or `None` when nothing waits.
+    pub fn set_batch(&self, status: Option<String>) {
+        *self.batch.lock().unwrap_or_else(|p| p.into_inner()) = status;
+    }
+
+    fn batch_status(&self) -> Option<String> {
+        self.batch.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// One article is finished.
     pub fn finished(&self, status: Status) {
         self.done.fetch_add(1, Ordering::Relaxed);
@@ -59,7 +70,7 @@ impl Progress {
             Status::Unchanged => &self.unchanged,
             Status::Skipped => &self.skipped,
             Status::Failed => &self.failed,
-            Status::NotDone | Status::Planned => return,
+            Status::NotDone | Status::Planned | Status::Waiting => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -237,6 +248,9 @@ async fn bar(progress: Arc<Progress>, stop: CancellationToken) {
             crate::console::count(s.retries, "retry", "retries"),
             s.rate_limited
         );
+        if let Some(batch) = progress.batch_status() {
+            msg = batch;
+        }
         if s.failed > 0 {
             msg.push_str(&format!(" · {} failed", s.failed));
         }
@@ -278,6 +292,7 @@ async fn lines(progress: Arc<Progress>, every: Duration, stop: CancellationToken
             rate_limited = s.rate_limited,
             elapsed = %human(started.elapsed()),
             eta = %eta(started, s.done, s.total).map(human).unwrap_or_else(|| "-".into()),
+            batch = progress.batch_status().unwrap_or_default(),
             "progress"
         );
     }

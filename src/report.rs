@@ -20,6 +20,9 @@ pub enum Status {
     NotDone,
     /// `--dry-run`: planned, not sent.
     Planned,
+    /// Batch mode: its calls are in a batch in flight; the next `--batch` run over the same
+    /// folder picks it up.
+    Waiting,
 }
 
 /// One article's line in the report.
@@ -41,6 +44,9 @@ pub struct ArticleReport {
     pub chunks: usize,
     pub calls: u32,
     pub cached_calls: u32,
+    /// Of `calls`, those made through the provider's Batch API (at batch prices).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub batch_calls: u32,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     /// US dollars; `null` when the model's price is unknown.
@@ -68,6 +74,7 @@ impl ArticleReport {
             chunks: 0,
             calls: 0,
             cached_calls: 0,
+            batch_calls: 0,
             prompt_tokens: 0,
             completion_tokens: 0,
             cost_usd: Some(0.0),
@@ -97,11 +104,18 @@ pub struct Totals {
     pub failed: usize,
     pub not_done: usize,
     pub planned: usize,
+    /// Batch mode: articles whose calls are in batches still in flight.
+    #[serde(default)]
+    pub waiting: usize,
     /// HTTP requests sent (retries included).
     pub requests: u64,
     /// Model calls that produced an answer (cache hits excluded).
     pub calls: u64,
     pub cached_calls: u64,
+    /// Of `calls`, those made through the provider's Batch API; `cost_usd` counts them at
+    /// batch prices.
+    #[serde(default)]
+    pub batch_calls: u64,
     pub retries: u64,
     pub rate_limited: u64,
     pub prompt_tokens: u64,
@@ -125,7 +139,14 @@ pub struct RunReport {
     pub stopped: Option<String>,
     pub exit_code: u8,
     pub totals: Totals,
+    /// Batch mode: phases, batches submitted and collected, retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<crate::batch::BatchSummary>,
     pub articles: Vec<ArticleReport>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl RunReport {
@@ -155,9 +176,11 @@ impl RunReport {
                 Status::Failed => t.failed += 1,
                 Status::NotDone => t.not_done += 1,
                 Status::Planned => t.planned += 1,
+                Status::Waiting => t.waiting += 1,
             }
             t.calls += a.calls as u64;
             t.cached_calls += a.cached_calls as u64;
+            t.batch_calls += a.batch_calls as u64;
             t.prompt_tokens += a.prompt_tokens;
             t.completion_tokens += a.completion_tokens;
             t.cost_usd = crate::pricing::sum([t.cost_usd, a.cost_usd]);
@@ -190,7 +213,7 @@ impl RunReport {
             written.push_str(&format!(" ({} with warnings)", t.with_warnings));
         }
         let text = format!(
-            "{}: {written}, {} unchanged, {} skipped, {} failed{} · {} ({} cached), {}, {} rate-limited · {} prompt + {} completion tokens · {} · {:.1}s",
+            "{}: {written}, {} unchanged, {} skipped, {} failed{}{} · {} ({} cached{}), {}, {} rate-limited · {} prompt + {} completion tokens · {}{} · {:.1}s",
             count(t.articles as u64, "article", "articles"),
             t.unchanged,
             t.skipped,
@@ -200,8 +223,18 @@ impl RunReport {
             } else {
                 String::new()
             },
+            if t.waiting > 0 {
+                format!(", {} waiting for batches", t.waiting)
+            } else {
+                String::new()
+            },
             count(t.calls, "call", "calls"),
             t.cached_calls,
+            if t.batch_calls > 0 {
+                format!(", {} in batches", t.batch_calls)
+            } else {
+                String::new()
+            },
             count(t.retries, "retry", "retries"),
             t.rate_limited,
             crate::render::group(t.prompt_tokens as usize),
@@ -210,12 +243,39 @@ impl RunReport {
                 Some(c) => format!("${c:.4}"),
                 None => format!("cost unknown (no price for {})", self.model),
             },
+            if t.batch_calls > 0 {
+                " at batch prices"
+            } else {
+                ""
+            },
             self.elapsed_s
         );
         let mut fields = serde_json::to_value(t).expect("totals serialise");
         fields["elapsed_s"] = serde_json::json!((self.elapsed_s * 10.0).round() / 10.0);
         fields["model"] = serde_json::json!(self.model);
         lines.push((text, fields));
+        if let Some(b) = &self.batch {
+            lines.push((
+                format!(
+                    "batch mode: {} phases, {} batches submitted ({} requests), {} collected, {} requests retried, {} sent as ordinary calls{}",
+                    b.phases,
+                    b.batches_submitted,
+                    b.requests_submitted,
+                    b.batches_collected,
+                    b.retried,
+                    b.sent_synchronously,
+                    if b.in_flight > 0 {
+                        format!(
+                            "; {} batches in flight: run the same command again (with --batch) to pick them up, `hanbrief batch status -o OUT` to see them",
+                            b.in_flight
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+                serde_json::to_value(b).expect("a batch summary serialises"),
+            ));
+        }
         if let Some(why) = &self.stopped {
             lines.push((
                 format!("stopped early: {why}"),
@@ -224,7 +284,6 @@ impl RunReport {
         }
         lines
     }
-
     /// The summary as text, one line each (see [`RunReport::summary_lines`]).
     pub fn summary_table(&self) -> String {
         self.summary_lines()

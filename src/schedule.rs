@@ -256,6 +256,7 @@ async fn tick(settings: &Settings, shutdown: &Shutdown, at: DateTime<Tz>) -> u8 
         abort: shutdown.abort.child_token(),
     };
     let opts = RunOptions {
+        no_wait: false,
         inputs: vec![s.input.clone()],
         out: s.output.clone(),
         dry_run: false,

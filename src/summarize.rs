@@ -76,6 +76,9 @@ pub struct Tally {
     pub calls: u32,
     pub cached_calls: u32,
     pub usage: Usage,
+    /// Of `calls` and `usage`, what went through the provider's Batch API (batch prices).
+    pub batch_calls: u32,
+    pub batch_usage: Usage,
     /// E.g. notes cut off at the token limit: shown in the brief's checks.
     pub warnings: Vec<String>,
 }
@@ -87,13 +90,35 @@ impl Tally {
         } else {
             self.calls += 1;
             self.usage += reply.usage;
+            if reply.batch {
+                self.batch_calls += 1;
+                self.batch_usage += reply.usage;
+            }
         }
+    }
+
+    /// What the calls cost with `model`: ordinary calls at the standard price, batch calls at
+    /// the batch price; `None` when the model's price is unknown.
+    pub fn cost(&self, pricing: &crate::pricing::Pricing, model: &str) -> Option<f64> {
+        use crate::pricing::Tier;
+        let (u, b) = (self.usage, self.batch_usage);
+        let standard = Usage {
+            prompt_tokens: u.prompt_tokens.saturating_sub(b.prompt_tokens),
+            completion_tokens: u.completion_tokens.saturating_sub(b.completion_tokens),
+            reasoning_tokens: u.reasoning_tokens.saturating_sub(b.reasoning_tokens),
+        };
+        crate::pricing::sum([
+            pricing.cost(model, standard, Tier::Standard),
+            pricing.cost(model, b, Tier::Batch),
+        ])
     }
 
     fn merge(&mut self, other: Tally) {
         self.calls += other.calls;
         self.cached_calls += other.cached_calls;
         self.usage += other.usage;
+        self.batch_calls += other.batch_calls;
+        self.batch_usage += other.batch_usage;
         self.warnings.extend(other.warnings);
     }
 

@@ -24,6 +24,7 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
         Overrides {
             model: args.model,
             base_url: args.base_url,
+            batch: args.batch,
             ..Default::default()
         },
     )?;

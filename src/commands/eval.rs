@@ -24,6 +24,7 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: EvalArgs) -> Result
         Overrides {
             model: args.model.clone(),
             base_url: args.base_url.clone(),
+            batch: args.batch,
             ..Default::default()
         },
     )?;

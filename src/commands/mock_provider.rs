@@ -28,6 +28,11 @@ pub(super) async fn run(args: MockProviderArgs) -> Result<u8> {
         rate_limit_headers: !args.no_rate_limit_headers,
         context_window: args.context_window,
         seed: args.seed,
+        batch_completion: args.batch_completion,
+        batch_fail_lines: args.batch_fail_lines.clamp(0.0, 1.0),
+        batch_expire: args.batch_expire,
+        batch_fail: args.batch_fail,
+        batch_token_limit: args.batch_token_limit,
     };
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
     let provider = crate::mock::MockProvider::start(config, addr)

@@ -29,6 +29,7 @@ pub(super) async fn run(global: &GlobalArgs, args: SummarizeArgs) -> Result<u8> 
             base_url: args.base_url,
             max_in_flight: args.jobs,
             output_dir: args.out,
+            batch: args.batch,
             ..Default::default()
         },
     )?;
@@ -45,6 +46,7 @@ pub(super) async fn run(global: &GlobalArgs, args: SummarizeArgs) -> Result<u8> 
         force: args.force,
         progress: Some(progress.clone()),
         jsonl: args.format.contains(&OutputFormat::Jsonl),
+        no_wait: args.no_wait,
     };
     let shutdown = Shutdown::default();
     install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);

@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::batch::{Deferral, DeferredRequest};
 use super::quirks::{Quirks, is_reasoning_model, reasoning_room};
 use super::retry::{LlmError, Param, Verdict, backoff, classify, redact};
 use super::types::{
@@ -64,7 +65,8 @@ impl ApiKey {
         )
     }
 
-    fn expose(&self) -> &str {
+    /// The key itself, for the headers of the chat and batch clients only.
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -278,6 +280,8 @@ pub struct ChatClient {
     probed: std::sync::atomic::AtomicBool,
     /// The first error that stops the run; every later call fails with it without sending.
     fatal: std::sync::OnceLock<LlmError>,
+    /// Batch mode: where calls the cache cannot answer go instead of being sent.
+    deferral: Option<Arc<dyn Deferral>>,
     /// What this endpoint and model refuse or say differently.
     quirks: Quirks,
     activity: Arc<Activity>,
@@ -394,6 +398,7 @@ impl ChatClient {
             probe: tokio::sync::Mutex::new(()),
             probed: std::sync::atomic::AtomicBool::new(false),
             fatal: std::sync::OnceLock::new(),
+            deferral: None,
             quirks: Quirks::new(&endpoint.base_url, &endpoint.model),
             activity,
             watchdog,
@@ -429,6 +434,13 @@ impl ChatClient {
             );
         }
         self.cache = Some(cache);
+        self
+    }
+
+    /// Batch mode: a call the cache cannot answer is handed to `deferral` (and fails with
+    /// [`LlmError::Deferred`]) instead of being sent, unless `deferral` says to send it.
+    pub fn with_deferral(mut self, deferral: Arc<dyn Deferral>) -> ChatClient {
+        self.deferral = Some(deferral);
         self
     }
 
@@ -546,8 +558,9 @@ impl ChatClient {
                     Err(e) if e.is_fatal() => {
                         let _ = self.fatal.set(e.clone());
                     }
-                    // A cache hit or a cancelled call proved nothing about the endpoint.
-                    Err(LlmError::Cancelled) => {}
+                    // A cache hit, a cancelled or a deferred call proved nothing about the
+                    // endpoint.
+                    Err(LlmError::Cancelled | LlmError::Deferred) => {}
                     Ok(reply) if reply.cached => {}
                     _ => self.probed.store(true, Ordering::Release),
                 }
@@ -569,6 +582,9 @@ impl ChatClient {
         }
         let messages = self.wire_messages(&request.messages);
         let key = cache_key(&self.endpoint, &messages, &request);
+        if let Some(outcome) = self.deferral.as_ref().and_then(|d| d.collected(&key)) {
+            return outcome;
+        }
         if let Some(cache) = &self.cache
             && let Some(mut reply) = cache.get(&key).await
         {
@@ -581,6 +597,12 @@ impl ChatClient {
             self.tokenizer
                 .count_messages(messages.iter().map(|m| m.content.as_str()))
         });
+        if let Some(deferral) = &self.deferral
+            && let Some(outcome) =
+                self.defer(deferral.as_ref(), key.clone(), &messages, &request, counted)
+        {
+            return outcome;
+        }
         let mut call = Call {
             max_tokens: request.max_tokens,
             grew: false,
@@ -956,6 +978,7 @@ impl ChatClient {
             usage,
             usage_reported: reported,
             cached: false,
+            batch: false,
         })
     }
 
@@ -1104,6 +1127,50 @@ impl ChatClient {
             }
         }
         Next::Fail(LlmError::ContextLength { message })
+    }
+
+    /// Batch mode: hands the request, with the body it would be sent with now, to `deferral`.
+    /// `None`: send it after all. The budget is worked out as for an ordinary call.
+    fn defer(
+        &self,
+        deferral: &dyn Deferral,
+        key: String,
+        messages: &[Message],
+        request: &ChatRequest,
+        counted: usize,
+    ) -> Option<Result<ChatReply, LlmError>> {
+        let window = self.context_window();
+        let prompt_estimate = self.calibration.server_tokens(counted);
+        if prompt_estimate + 16 > window {
+            return Some(Err(LlmError::ContextLength {
+                message: format!(
+                    "about {prompt_estimate} prompt tokens for a {window}-token window"
+                ),
+            }));
+        }
+        let room = (window - prompt_estimate) as u32;
+        let wanted = request.max_tokens.saturating_add(self.reasoning_room());
+        if room < (wanted / 2).max(64).min(wanted) {
+            return Some(Err(LlmError::ContextLength {
+                message: format!(
+                    "about {prompt_estimate} prompt tokens leave only {room} of the {wanted} \
+                     reply tokens wanted in a {window}-token window"
+                ),
+            }));
+        }
+        let budget = wanted.min(room);
+        let mode = self.mode.load(Ordering::Relaxed);
+        let body = self.body(messages, &request.format, budget, mode);
+        let deferred = deferral.defer(DeferredRequest {
+            key,
+            purpose: request.purpose,
+            body,
+            prompt_tokens: prompt_estimate as u64,
+            budget,
+            room,
+            partial_ok: request.partial_ok,
+        });
+        deferred.then_some(Err(LlmError::Deferred))
     }
 
     /// The messages as sent: with the system prompt folded into the first user message when

@@ -4,8 +4,11 @@
 //! - [`retry`]: what to do about each failure (retry, pause everyone, fail, stop the run), the
 //!   backoff, and the provider's retry headers;
 //! - [`quirks`]: what each server refuses or says differently, learned per endpoint and model;
-//! - [`client`]: [`ChatClient`], the single door every call goes through.
+//! - [`client`]: [`ChatClient`], the single door every call goes through;
+//! - [`batch`]: the provider's Batch API (files and batches), and the hook through which the
+//!   client defers calls to a batch.
 
+pub mod batch;
 pub mod client;
 pub mod quirks;
 pub mod retry;

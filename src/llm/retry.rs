@@ -85,6 +85,10 @@ pub enum LlmError {
     ReplyTooLarge { limit_mb: usize },
     #[error("cancelled before the call could finish")]
     Cancelled,
+    /// Batch mode: the call went into a request file for the provider's Batch API instead of
+    /// being sent; its article waits for the batch.
+    #[error("waiting for a batch: the call is in a request file for the provider's Batch API")]
+    Deferred,
 }
 
 impl LlmError {

@@ -170,6 +170,9 @@ pub struct ChatReply {
     /// Served from the cache: no call was made.
     #[serde(skip)]
     pub cached: bool,
+    /// Made through the provider's Batch API (billed at batch prices).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,10 @@
 //! the schema says so. Figures in replies are copied from the source, so checks pass. A reply
 //! longer than `max_tokens` is cut and finished with `"length"`, as real servers do.
 //!
+//! **Batches** ([`batch`]): the files and batches endpoints of OpenAI's Batch API, answering each
+//! request line as the chat endpoint would, with a configurable completion time, failing lines,
+//! expiring or failing batches and an enqueued-token limit.
+//!
 //! **Accounting** for the bench: requests, admissions, 429s, faults, tokens, requests that arrived
 //! while a `Retry-After` the provider had sent was still running, and successful replies to a
 //! request body already answered (a finished call repeated).
@@ -37,6 +41,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod batch;
 mod faults;
 mod limits;
 mod replies;
@@ -70,6 +75,17 @@ pub struct MockConfig {
     pub context_window: usize,
     /// Seed for the fault dice (replies are deterministic whatever the seed).
     pub seed: u64,
+    /// How long a batch takes from creation to `completed`.
+    pub batch_completion: Duration,
+    /// Share of a batch's request lines that come back failed (HTTP 500 in the error file).
+    pub batch_fail_lines: f64,
+    /// The first N batches (after the failing ones) expire with half their lines done.
+    pub batch_expire: u32,
+    /// The first N batches fail outright.
+    pub batch_fail: u32,
+    /// Prompt tokens that may be enqueued in batches at once (0: no limit); a batch beyond it
+    /// fails with `token_limit_exceeded`.
+    pub batch_token_limit: u64,
 }
 
 impl Default for MockConfig {
@@ -88,6 +104,11 @@ impl Default for MockConfig {
             rate_limit_headers: true,
             context_window: 128_000,
             seed: 7,
+            batch_completion: batch::DEFAULT_COMPLETION,
+            batch_fail_lines: 0.0,
+            batch_expire: 0,
+            batch_fail: 0,
+            batch_token_limit: 0,
         }
     }
 }
@@ -110,6 +131,11 @@ struct Counters {
     charged_tokens: AtomicU64,
     early: AtomicU64,
     repeated: AtomicU64,
+    files: AtomicU64,
+    batches: AtomicU64,
+    batch_lines: AtomicU64,
+    batch_answered: AtomicU64,
+    batch_repeated: AtomicU64,
 }
 
 /// A copy of the provider's counters.
@@ -139,6 +165,16 @@ pub struct MockStats {
     pub early: u64,
     /// Successful replies to a request body that had already been answered successfully.
     pub repeated: u64,
+    /// Files uploaded to the files endpoint.
+    pub files: u64,
+    /// Batches accepted (created and not failed at once).
+    pub batches: u64,
+    /// Request lines in accepted batches, and those answered successfully.
+    pub batch_lines: u64,
+    pub batch_answered: u64,
+    /// Request lines whose `custom_id` was already in flight, or already answered, in an
+    /// earlier batch: work submitted twice.
+    pub batch_repeated: u64,
 }
 
 struct State {
@@ -147,6 +183,7 @@ struct State {
     counters: Counters,
     answered: Mutex<HashSet<blake3::Hash>>,
     tokenizer: Tokenizer,
+    batches: batch::Batches,
 }
 
 /// A running simulated provider.
@@ -175,6 +212,7 @@ impl MockProvider {
             counters: Counters::default(),
             answered: Mutex::new(HashSet::new()),
             tokenizer: Tokenizer::new(Encoding::O200kBase),
+            batches: batch::Batches::default(),
         });
         let stop = CancellationToken::new();
         let (s, st) = (state.clone(), stop.clone());
@@ -244,6 +282,11 @@ fn snapshot(c: &Counters) -> MockStats {
         charged_tokens: g(&c.charged_tokens),
         early: g(&c.early),
         repeated: g(&c.repeated),
+        files: g(&c.files),
+        batches: g(&c.batches),
+        batch_lines: g(&c.batch_lines),
+        batch_answered: g(&c.batch_answered),
+        batch_repeated: g(&c.batch_repeated),
     }
 }
 
@@ -258,6 +301,10 @@ type Reply = Result<Response<Full<Bytes>>, std::io::Error>;
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Reply {
     let c = &state.counters;
     let arrived = Instant::now();
+    if batch::is_batch_path(req.uri().path()) {
+        // The Batch API has its own counters: `requests` counts chat calls only.
+        return batch::handle(&state, req).await;
+    }
     c.requests.fetch_add(1, Ordering::Relaxed);
     if req.method() == hyper::Method::GET && req.uri().path().ends_with("/_mock/stats") {
         c.requests.fetch_sub(1, Ordering::Relaxed);

@@ -167,6 +167,7 @@ pub(crate) mod tests {
             },
             usage_reported: true,
             cached: false,
+            batch: false,
         }
     }
 

@@ -2,6 +2,7 @@
 //! per test, and the real `hanbrief` binary run against it. Nothing talks to anything but
 //! loopback.
 
+mod batch;
 mod config_check;
 mod costs;
 mod digest;

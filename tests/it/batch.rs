@@ -1,0 +1,475 @@
+//! Batch mode: the exact request shapes of the files and batches endpoints (wiremock), and whole
+//! runs against `hanbrief mock-provider` (phases, failed lines, an expired batch, the
+//! enqueued-token limit, `--no-wait`, and a `kill -9` while waiting followed by a re-run).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
+
+use crate::support::*;
+
+/// `hanbrief mock-provider` on a free port, with batch options; killed on drop.
+struct MockProvider {
+    child: std::process::Child,
+    url: String,
+}
+
+impl MockProvider {
+    fn start(extra: &[&str]) -> MockProvider {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hanbrief"))
+            .args(["mock-provider", "--port", "0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut url = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut url)
+            .unwrap();
+        MockProvider {
+            child,
+            url: url.trim().to_string(),
+        }
+    }
+
+    async fn stats(&self) -> Value {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::get(format!("{}/_mock/stats", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for MockProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fast polling, so that tests take seconds.
+const FAST_POLL: &str = "[batch]\npoll_min = \"100ms\"\npoll_max = \"300ms\"\n";
+
+fn written(env: &TestEnv) -> u64 {
+    env.report()["totals"]["written"].as_u64().unwrap()
+}
+
+// --- Exact request shapes (wiremock) ------------------------------------------------------------
+
+/// `POST /v1/files`: keeps the uploaded body, answers with a file object. The answer is the
+/// example response of OpenAI's API reference, "Files → Upload file"
+/// (platform.openai.com/docs/api-reference/files/create), with purpose `batch`.
+struct Upload(Arc<Mutex<Option<Request>>>);
+
+impl Respond for Upload {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        *self.0.lock().unwrap() = Some(request.clone());
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "file-abc123",
+            "object": "file",
+            "bytes": request.body.len(),
+            "created_at": 1677610602,
+            "filename": "batchinput.jsonl",
+            "purpose": "batch"
+        }))
+    }
+}
+
+/// `GET /v1/files/file-out/content`: one output line per uploaded request, in the format of the
+/// Batch guide's "Retrieve the results" (platform.openai.com/docs/guides/batch).
+struct Results(Arc<Mutex<Option<Request>>>);
+
+impl Respond for Results {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let upload = self.0.lock().unwrap().clone().expect("uploaded first");
+        let text = String::from_utf8_lossy(&upload.body).into_owned();
+        let mut out = String::new();
+        for line in text.lines().filter(|l| l.starts_with('{')) {
+            let v: Value = serde_json::from_str(line).unwrap();
+            out.push_str(
+                &json!({
+                    "id": "batch_req_123",
+                    "custom_id": v["custom_id"],
+                    "response": {"status_code": 200, "request_id": "req_123", "body": completion(&brief_reply())},
+                    "error": null
+                })
+                .to_string(),
+            );
+            out.push('\n');
+        }
+        ResponseTemplate::new(200).set_body_string(out)
+    }
+}
+
+/// The batch object of OpenAI's API reference, "Batch → Create batch" example response
+/// (platform.openai.com/docs/api-reference/batch/create), with the status and files given.
+fn batch_object(status: &str, output_file_id: Option<&str>, completed: u64) -> Value {
+    json!({
+        "id": "batch_abc123",
+        "object": "batch",
+        "endpoint": "/v1/chat/completions",
+        "errors": null,
+        "input_file_id": "file-abc123",
+        "completion_window": "24h",
+        "status": status,
+        "output_file_id": output_file_id,
+        "error_file_id": null,
+        "created_at": 1711471533,
+        "in_progress_at": null,
+        "expires_at": null,
+        "finalizing_at": null,
+        "completed_at": null,
+        "failed_at": null,
+        "expired_at": null,
+        "cancelling_at": null,
+        "cancelled_at": null,
+        "request_counts": {"total": completed, "completed": completed, "failed": 0},
+        "metadata": {"customer_id": "user_123456789", "batch_description": "Nightly eval job"}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_requests_have_the_documented_shapes() {
+    let env = TestEnv::new().await.with_config(FAST_POLL);
+    env.short_articles(2);
+    let upload = Arc::new(Mutex::new(None));
+    Mock::given(method("POST"))
+        .and(path("/v1/files"))
+        .respond_with(Upload(upload.clone()))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/batches"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(batch_object("validating", None, 0)))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/batches/batch_abc123"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(batch_object(
+            "completed",
+            Some("file-out"),
+            2,
+        )))
+        .mount(&env.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/files/file-out/content"))
+        .respond_with(Results(upload.clone()))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&env.server)
+        .await;
+
+    let o = env.summarize(&["--batch"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert_eq!(written(&env), 2);
+    let totals = &env.report()["totals"];
+    assert_eq!(totals["batch_calls"], 2);
+    // At batch prices: half of 2 × (100 prompt + 50 completion tokens) at $1 / $2 per million.
+    let cost = totals["cost_usd"].as_f64().unwrap();
+    assert!((cost - 0.0002).abs() < 1e-9, "{cost}");
+    assert!(
+        output_text(&o).contains("at batch prices"),
+        "{}",
+        output_text(&o)
+    );
+
+    // The upload: multipart/form-data with `purpose=batch` and the JSONL file.
+    let req = upload.lock().unwrap().clone().unwrap();
+    let ct = req.headers["content-type"].to_str().unwrap().to_string();
+    let boundary = ct
+        .strip_prefix("multipart/form-data; boundary=")
+        .unwrap_or_else(|| panic!("{ct}"));
+    assert_eq!(
+        req.headers["authorization"].to_str().unwrap(),
+        "Bearer sk-test-key-0123456789"
+    );
+    let body = String::from_utf8(req.body.clone()).unwrap();
+    let purpose = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
+    );
+    assert!(body.starts_with(&purpose), "{body}");
+    assert!(
+        body.contains("Content-Disposition: form-data; name=\"file\"; filename=\"hb"),
+        "{body}"
+    );
+    assert!(body.ends_with(&format!("\r\n--{boundary}--\r\n")));
+    let lines: Vec<Value> = body
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        assert_eq!(line["method"], "POST");
+        assert_eq!(line["url"], "/v1/chat/completions");
+        assert_eq!(line["custom_id"].as_str().unwrap().len(), 64, "{line}");
+        assert_eq!(line["body"]["model"], "test-model");
+        assert_eq!(line["body"]["messages"][0]["role"], "system");
+        assert_eq!(line["body"]["response_format"]["type"], "json_schema");
+        assert!(line["body"]["max_tokens"].as_u64().unwrap() > 0);
+    }
+    assert_ne!(lines[0]["custom_id"], lines[1]["custom_id"]);
+
+    // The batch: the uploaded file, the chat endpoint, 24h, and the tag that finds it again.
+    let create = env
+        .server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.url.path() == "/v1/batches" && r.method.as_str() == "POST")
+        .unwrap();
+    let create: Value = serde_json::from_slice(&create.body).unwrap();
+    assert_eq!(create["input_file_id"], "file-abc123");
+    assert_eq!(create["endpoint"], "/v1/chat/completions");
+    assert_eq!(create["completion_window"], "24h");
+    assert!(
+        create["metadata"]["hanbrief_batch"]
+            .as_str()
+            .unwrap()
+            .starts_with("hb")
+    );
+
+    // One cache: an ordinary run that must redo a brief finds its call answered by the batch
+    // (the chat endpoint above would fail the test if it were called).
+    std::fs::remove_file(env.out().join("a0.json")).unwrap();
+    let o = env.summarize(&[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert_eq!(env.report()["totals"]["cached_calls"], 1);
+}
+
+// --- Whole runs against mock-provider ----------------------------------------------------------
+
+fn mock_env_config(url: &str, extra: &str) -> String {
+    format!("[endpoint]\nbase_url = \"{url}\"\n{extra}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_runs_write_every_brief_in_phases_without_chat_calls() {
+    let mock = MockProvider::start(&["--batch-completion", "300ms"]);
+    let env = TestEnv::new()
+        .await
+        .with_config(&(mock_env_config(&mock.url, FAST_POLL) + "[chunking]\nchunk_tokens = 400\n"));
+    env.short_articles(2);
+    // Long enough for map-reduce with a collapse level at 400-token chunks.
+    env.article("long.txt", &long_article(60));
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/articles");
+    let input = env.input().display().to_string();
+    let out = env.out().display().to_string();
+    let o = env
+        .run(&["summarize", &input, examples, "-o", &out, "--batch"])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let report = env.report();
+    assert_eq!(report["totals"]["written"], 8, "{report}");
+    assert_eq!(report["totals"]["batch_calls"], report["totals"]["calls"]);
+    assert!(report["batch"]["phases"].as_u64().unwrap() >= 2, "{report}");
+    let long = report["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["path"].as_str().unwrap().ends_with("long.txt"))
+        .unwrap();
+    assert!(long["chunks"].as_u64().unwrap() > 1, "{long}");
+    let stats = mock.stats().await;
+    assert_eq!(stats["requests"], 0, "no synchronous chat call: {stats}");
+    assert_eq!(stats["batch_repeated"], 0, "{stats}");
+    assert_eq!(stats["batch_lines"], stats["batch_answered"], "{stats}");
+}
+
+/// The shared corpus of real articles (beside the repository, as CI lays it out), which holds a
+/// 45 KB article that needs map-reduce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_runs_over_the_shared_corpus() {
+    // HANBRIEF_TEST_CORPUS points elsewhere (a worktree whose parent has no shared/).
+    let corpus = std::env::var("HANBRIEF_TEST_CORPUS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus").into());
+    let corpus = corpus.as_str();
+    if !std::path::Path::new(corpus).is_dir() {
+        eprintln!("no {corpus}: skipped (CI has it)");
+        return;
+    }
+    let mock = MockProvider::start(&["--batch-completion", "300ms"]);
+    let env = TestEnv::new()
+        .await
+        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    let out = env.out().display().to_string();
+    let o = env.run(&["summarize", corpus, "-o", &out, "--batch"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let report = env.report();
+    let articles = report["totals"]["articles"].as_u64().unwrap();
+    assert_eq!(
+        report["totals"]["written"].as_u64().unwrap(),
+        articles,
+        "{report}"
+    );
+    assert!(
+        report["articles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["chunks"].as_u64().unwrap() > 1),
+        "one article needs map-reduce: {report}"
+    );
+    assert!(report["batch"]["phases"].as_u64().unwrap() >= 2, "{report}");
+    let stats = mock.stats().await;
+    assert_eq!(stats["requests"], 0, "no synchronous chat call: {stats}");
+    assert_eq!(stats["batch_repeated"], 0, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_lines_failed_and_expired_batches_end_with_every_article_written() {
+    let mock = MockProvider::start(&[
+        "--batch-completion",
+        "300ms",
+        "--batch-fail-lines",
+        "0.3",
+        "--batch-fail",
+        "1",
+        "--batch-expire",
+        "1",
+    ]);
+    let env = TestEnv::new().await.with_config(&mock_env_config(
+        &mock.url,
+        &(FAST_POLL.to_string() + "max_attempts = 6\n"),
+    ));
+    env.short_articles(6);
+    let o = env.summarize(&["--batch"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert_eq!(written(&env), 6);
+    let report = env.report();
+    assert!(
+        report["batch"]["retried"].as_u64().unwrap() >= 6,
+        "{report}"
+    );
+    let stats = mock.stats().await;
+    assert_eq!(stats["batch_repeated"], 0, "{stats}");
+    assert!(stats["batches"].as_u64().unwrap() >= 2, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_attempts_are_sent_as_ordinary_calls() {
+    // Every line fails: after one batch, the calls go the ordinary way.
+    let mock = MockProvider::start(&["--batch-completion", "200ms", "--batch-fail-lines", "1"]);
+    let env = TestEnv::new().await.with_config(&mock_env_config(
+        &mock.url,
+        &(FAST_POLL.to_string() + "max_attempts = 1\n"),
+    ));
+    env.short_articles(2);
+    let o = env.summarize(&["--batch"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert_eq!(written(&env), 2);
+    let report = env.report();
+    assert_eq!(report["batch"]["sent_synchronously"], 2, "{report}");
+    assert_eq!(report["totals"]["batch_calls"], 0, "{report}");
+    assert_eq!(mock.stats().await["ok"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enqueued_token_limit_is_learnt_and_kept() {
+    // Each short request is about 1,000 prompt tokens: 3,000 lets two or three at a time, and
+    // the first file (all five) is refused.
+    let mock = MockProvider::start(&["--batch-completion", "200ms", "--batch-token-limit", "3000"]);
+    let env = TestEnv::new()
+        .await
+        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    env.short_articles(5);
+    let o = env.summarize(&["--batch"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert_eq!(written(&env), 5);
+    assert!(
+        output_text(&o).contains("enqueued-token limit"),
+        "{}",
+        output_text(&o)
+    );
+    let stats = mock.stats().await;
+    assert!(stats["batches"].as_u64().unwrap() >= 2, "{stats}");
+    assert!(stats["files"].as_u64().unwrap() >= 3, "{stats}");
+    assert_eq!(stats["requests"], 0, "{stats}");
+    assert_eq!(stats["batch_repeated"], 0, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_wait_submits_and_the_next_run_picks_up() {
+    let mock = MockProvider::start(&["--batch-completion", "500ms"]);
+    let env = TestEnv::new()
+        .await
+        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    env.short_articles(3);
+    let o = env.summarize(&["--batch", "--no-wait"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let report = env.report();
+    assert_eq!(report["totals"]["waiting"], 3, "{report}");
+    assert_eq!(report["batch"]["in_flight"], 1, "{report}");
+    assert!(
+        output_text(&o).contains("waiting for batches"),
+        "{}",
+        output_text(&o)
+    );
+    let o = env.summarize(&["--batch"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert_eq!(written(&env), 3);
+    let stats = mock.stats().await;
+    assert_eq!(stats["batches"], 1, "{stats}");
+    assert_eq!(stats["batch_lines"], 3, "{stats}");
+    assert_eq!(stats["batch_repeated"], 0, "{stats}");
+    assert_eq!(stats["requests"], 0, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_while_waiting_then_a_rerun_submits_nothing_twice() {
+    let mock = MockProvider::start(&["--batch-completion", "3s"]);
+    let env = TestEnv::new()
+        .await
+        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    env.short_articles(4);
+    let mut child = env
+        .summarize_command()
+        .arg("--batch")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the batch is at the provider, then kill -9 while the run waits for it.
+    let started = Instant::now();
+    while mock.stats().await["batches"] == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no batch submitted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !env.out().join("a0.json").exists(),
+        "killed before any brief"
+    );
+
+    let o = env.summarize(&["--batch"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert_eq!(written(&env), 4);
+    let stats = mock.stats().await;
+    assert_eq!(stats["batches"], 1, "one batch for both runs: {stats}");
+    assert_eq!(stats["batch_lines"], 4, "{stats}");
+    assert_eq!(stats["batch_repeated"], 0, "{stats}");
+    assert_eq!(stats["requests"], 0, "{stats}");
+}
