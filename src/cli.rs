@@ -141,6 +141,9 @@ pub enum Command {
     Prompts(PromptsCommand),
     /// Show, prune or clear the state store (cached calls, article manifest, run history).
     Cache(CacheArgs),
+    /// Batch mode's batches of an output folder: list them, ask the provider where they stand,
+    /// cancel them.
+    Batch(BatchArgs),
     /// Print a shell completion script: `hanbrief completions bash > /etc/bash_completion.d/hanbrief`.
     Completions {
         /// The shell.
@@ -379,6 +382,39 @@ pub enum CacheCommand {
         /// endpoints, and the run history.
         #[arg(long)]
         all: bool,
+    },
+}
+
+/// `hanbrief batch`
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    #[command(subcommand)]
+    pub command: BatchCommand,
+    /// The output folder whose batches to use (default: [output] dir from config).
+    #[arg(short, long, global = true, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// Every batch submitted for this output folder, newest first (from the state store; no
+    /// network).
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the provider where the batches not yet collected stand (status, request counts).
+    Status {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel batches in flight (every one, or the one named). Results that finished are still
+    /// collected by the next run; the rest is submitted afresh by the next `--batch` run.
+    Cancel {
+        /// hanbrief's number (`batch list`) or the provider's batch id.
+        id: Option<String>,
     },
 }
 

@@ -2,6 +2,7 @@
 //! running, printing its result and returning the exit code. Results go to stdout, logs and
 //! errors to stderr. This file is only the table from [`Command`] to those modules.
 
+mod batch;
 mod cache;
 mod config;
 mod digest;
@@ -55,6 +56,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Prompts(cmd) => prompts::run(&cli.global.config, cmd),
         Command::MockProvider(args) => mock_provider::run(args).await,
         Command::Cache(args) => cache::run(&cli.global.config, args).await,
+        Command::Batch(args) => batch::run(&cli.global.config, args).await,
         Command::Digest(args) => digest::run(&cli.global.config, args).await,
         Command::Schedule(args) => schedule::run(&cli.global.config, args).await,
         Command::Eval(args) => eval::run(&cli.global.config, args).await,
