@@ -309,6 +309,7 @@ mod tests {
             stopped: None,
             exit_code: 0,
             totals: RunReport::tally(&articles, 0, 0, 0),
+            batch: None,
             articles,
         }
     }

@@ -125,6 +125,8 @@ pub struct BatchRunner {
     nonce: String,
     progress: Option<Arc<Progress>>,
     cancel: CancellationToken,
+    /// Counts a reply's tokens when the provider did not (as the client does).
+    tokenizer: crate::tokens::Tokenizer,
     /// What this run did.
     pub summary: BatchSummary,
 }
@@ -183,6 +185,7 @@ impl BatchRunner {
             nonce,
             progress,
             cancel,
+            tokenizer: crate::tokens::Tokenizer::new(settings.chunking.encoding),
             summary: BatchSummary::default(),
         })
     }
@@ -303,6 +306,7 @@ impl BatchRunner {
         let files = split(
             pending,
             &self.settings.url,
+            &self.settings.model,
             self.settings.max_requests_per_file,
             self.settings.max_file_bytes,
             limit,
@@ -328,7 +332,7 @@ impl BatchRunner {
             }
             let bytes: usize = rows
                 .iter()
-                .map(|r| r.line(&self.settings.url).len() + 1)
+                .map(|r| r.line(&self.settings.url, &self.settings.model).len() + 1)
                 .sum();
             let batch = BatchRow {
                 id: 0,
@@ -392,7 +396,7 @@ impl BatchRunner {
         } else {
             let mut jsonl = String::with_capacity(b.bytes as usize);
             for row in &rows {
-                jsonl.push_str(&row.line(&self.settings.url));
+                jsonl.push_str(&row.line(&self.settings.url, &self.settings.model));
                 jsonl.push('\n');
             }
             let file = self
@@ -620,13 +624,15 @@ impl BatchRunner {
                     }
                 }
                 let reported = usage.is_some();
+                let usage = usage.unwrap_or_else(|| Usage {
+                    prompt_tokens: row.tokens,
+                    completion_tokens: self.tokenizer.count(&content) as u64,
+                    ..Usage::default()
+                });
                 let reply = ChatReply {
                     content,
                     finish_reason,
-                    usage: usage.unwrap_or(Usage {
-                        prompt_tokens: row.tokens,
-                        ..Usage::default()
-                    }),
+                    usage,
                     usage_reported: reported,
                     cached: false,
                     batch: true,
@@ -716,6 +722,7 @@ impl BatchRunner {
 pub(crate) fn split(
     rows: Vec<ReqRow>,
     url: &str,
+    model: &str,
     max_requests: usize,
     max_bytes: usize,
     limit: Option<u64>,
@@ -724,7 +731,7 @@ pub(crate) fn split(
     let mut current: Vec<ReqRow> = Vec::new();
     let (mut bytes, mut tokens) = (0usize, 0u64);
     for row in rows {
-        let line = row.line(url).len() + 1;
+        let line = row.line(url, model).len() + 1;
         let full = current.len() + 1 > max_requests
             || bytes + line > max_bytes
             || limit.is_some_and(|l| tokens + row.tokens > l);
@@ -800,21 +807,23 @@ mod tests {
         }
     }
 
+    const URL: &str = "/v1/chat/completions";
+
     #[test]
     fn files_split_at_requests_bytes_and_tokens() {
         let rows: Vec<ReqRow> = (0..10).map(|i| row(&format!("k{i}"), 100, 50)).collect();
-        let by_count = split(rows.clone(), "/v1/chat/completions", 4, 1_000_000, None);
+        let by_count = split(rows.clone(), URL, "m", 4, 1_000_000, None);
         assert_eq!(
             by_count.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![4, 4, 2]
         );
-        let line = rows[0].line("/v1/chat/completions").len() + 1;
-        let by_bytes = split(rows.clone(), "/v1/chat/completions", 100, line * 3, None);
+        let line = rows[0].line(URL, "m").len() + 1;
+        let by_bytes = split(rows.clone(), URL, "m", 100, line * 3, None);
         assert_eq!(
             by_bytes.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![3, 3, 3, 1]
         );
-        let by_tokens = split(rows, "/v1/chat/completions", 100, 1_000_000, Some(500));
+        let by_tokens = split(rows, URL, "m", 100, 1_000_000, Some(500));
         assert_eq!(
             by_tokens.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![5, 5]

@@ -147,9 +147,14 @@ pub(crate) struct ReqRow {
 }
 
 impl ReqRow {
-    /// The request's line in a request file.
-    pub fn line(&self, url: &str) -> String {
-        crate::llm::batch::request_line(&self.key, url, &self.body)
+    /// The request's line in a request file, naming `model` (Azure: the global-batch
+    /// deployment; the cache key stays the endpoint's model).
+    pub fn line(&self, url: &str, model: &str) -> String {
+        let mut body = self.body.clone();
+        if body.get("model").is_some() {
+            body["model"] = serde_json::json!(model);
+        }
+        crate::llm::batch::request_line(&self.key, url, &body)
     }
 }
 

@@ -82,9 +82,11 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: BatchArgs) -> Resul
             // A run waiting for these batches would resubmit what they cancel: none may run.
             let _lock = RunLock::acquire(out)?;
             let open = state::open_batches(&store).await?;
+            // Cancelling already asked for is not asked again.
+            let cancellable = |b: &BatchRow| b.in_flight() && b.status != "cancelling";
             let chosen: Vec<BatchRow> = match &id {
                 Some(id) => match state::find_batch(&store, id).await? {
-                    Some(b) if b.in_flight() => vec![b],
+                    Some(b) if cancellable(&b) => vec![b],
                     Some(b) => bail!("batch {id} is {}: nothing to cancel", b.status),
                     None => bail!(
                         "no batch {id} in {}; `hanbrief batch list -o {}` shows them",
@@ -92,7 +94,7 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: BatchArgs) -> Resul
                         out.display()
                     ),
                 },
-                None => open.into_iter().filter(BatchRow::in_flight).collect(),
+                None => open.into_iter().filter(|b| cancellable(b)).collect(),
             };
             if chosen.is_empty() {
                 writeln!(std::io::stdout().lock(), "no batches in flight to cancel")?;

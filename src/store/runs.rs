@@ -151,6 +151,7 @@ mod tests {
                 stopped: None,
                 exit_code: 0,
                 totals: RunReport::tally(&articles, 1, 0, 0),
+                batch: None,
                 articles,
             }
         };

@@ -99,7 +99,7 @@ impl Respond for Results {
                 &json!({
                     "id": "batch_req_123",
                     "custom_id": v["custom_id"],
-                    "response": {"status_code": 200, "request_id": "req_123", "body": completion(&brief_reply())},
+                    "response": {"status_code": 200, "request_id": "req_123", "body": completion_with_usage(&brief_reply(), 100, 50)},
                     "error": null
                 })
                 .to_string(),
@@ -183,7 +183,7 @@ async fn batch_requests_have_the_documented_shapes() {
     assert_eq!(totals["batch_calls"], 2);
     // At batch prices: half of 2 × (100 prompt + 50 completion tokens) at $1 / $2 per million.
     let cost = totals["cost_usd"].as_f64().unwrap();
-    assert!((cost - 0.0002).abs() < 1e-9, "{cost}");
+    assert!((cost - 0.0002).abs() < 1e-9, "{cost}: {}", env.report());
     assert!(
         output_text(&o).contains("at batch prices"),
         "{}",
@@ -472,4 +472,157 @@ async fn a_kill_while_waiting_then_a_rerun_submits_nothing_twice() {
     assert_eq!(stats["batch_lines"], 4, "{stats}");
     assert_eq!(stats["batch_repeated"], 0, "{stats}");
     assert_eq!(stats["requests"], 0, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_listed_checked_and_cancelled() {
+    let mock = MockProvider::start(&["--batch-completion", "6s"]);
+    let env = TestEnv::new()
+        .await
+        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    env.short_articles(2);
+    let o = env.summarize(&["--batch", "--no-wait"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let out = env.out().display().to_string();
+
+    let o = env.run(&["batch", "list", "-o", &out]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let list = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(list.contains("batch-mock"), "{list}");
+    let o = env.run(&["batch", "status", "-o", &out, "--json"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let status: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status[0]["requests"], 2, "{status}");
+    assert!(
+        matches!(
+            status[0]["status"].as_str(),
+            Some("validating" | "in_progress")
+        ),
+        "{status}"
+    );
+
+    let o = env.run(&["batch", "cancel", "-o", &out]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("cancelling"),
+        "{}",
+        output_text(&o)
+    );
+    let o = env.run(&["batch", "cancel", "-o", &out]).await;
+    assert!(
+        output_text(&o).contains("no batches in flight"),
+        "{}",
+        output_text(&o)
+    );
+
+    // The next run collects the cancelled batch and submits its requests afresh.
+    let o = env.summarize(&["--batch"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert_eq!(written(&env), 2);
+    let stats = mock.stats().await;
+    assert_eq!(stats["batches"], 2, "{stats}");
+    assert_eq!(stats["batch_repeated"], 0, "{stats}");
+}
+
+/// Azure OpenAI's batch endpoints, as the Azure recipe sets them up: `/openai/files` and
+/// `/openai/batches` with `api-version`, the `api-key` header, `url` `/chat/completions` and the
+/// global-batch deployment named in every request (learn.microsoft.com, "Getting started with
+/// Azure OpenAI batch deployments", REST tab).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_azure_recipe_uses_azures_batch_endpoints() {
+    let env = TestEnv::new().await;
+    let recipe = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/providers/azure-openai.toml"
+    );
+    let uri = env.server.uri();
+    let config = std::fs::read_to_string(recipe)
+        .unwrap()
+        .replace("https://YOUR-RESOURCE.openai.azure.com", &uri)
+        .replace("AZURE_OPENAI_API_KEY", KEY_ENV)
+        .replace("YOUR-GLOBAL-BATCH-DEPLOYMENT", "mini-batch")
+        // FAST_POLL's keys go into [batch], the recipe's last table.
+        + FAST_POLL.trim_start_matches("[batch]\n");
+    std::fs::write(env.root().join("azure.toml"), config).unwrap();
+    env.short_articles(1);
+    let upload = Arc::new(Mutex::new(None));
+    let azure_object = || {
+        let mut b = batch_object("validating", None, 0);
+        b["endpoint"] = json!("/chat/completions");
+        b
+    };
+    Mock::given(method("POST"))
+        .and(path("/openai/files"))
+        .and(wiremock::matchers::query_param("api-version", "2024-10-21"))
+        .and(wiremock::matchers::header(
+            "api-key",
+            "sk-test-key-0123456789",
+        ))
+        .respond_with(Upload(upload.clone()))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/openai/batches"))
+        .and(wiremock::matchers::query_param("api-version", "2024-10-21"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(azure_object()))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    let mut done = batch_object("completed", Some("file-out"), 1);
+    done["endpoint"] = json!("/chat/completions");
+    Mock::given(method("GET"))
+        .and(path("/openai/batches/batch_abc123"))
+        .and(wiremock::matchers::query_param("api-version", "2024-10-21"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(done))
+        .mount(&env.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/openai/files/file-out/content"))
+        .and(wiremock::matchers::query_param("api-version", "2024-10-21"))
+        .respond_with(Results(upload.clone()))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    let config = env.root().join("azure.toml").display().to_string();
+    let (input, out) = (
+        env.input().display().to_string(),
+        env.out().display().to_string(),
+    );
+    let o = env
+        .run_raw(
+            &[
+                "--config",
+                &config,
+                "summarize",
+                &input,
+                "-o",
+                &out,
+                "--batch",
+            ],
+            &[(KEY_ENV, "sk-test-key-0123456789")],
+            None,
+        )
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert_eq!(written(&env), 1);
+    let create = env
+        .server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.url.path() == "/openai/batches" && r.method.as_str() == "POST")
+        .unwrap();
+    let create: Value = serde_json::from_slice(&create.body).unwrap();
+    assert_eq!(create["endpoint"], "/chat/completions");
+    let body = String::from_utf8(upload.lock().unwrap().clone().unwrap().body).unwrap();
+    let line: Value =
+        serde_json::from_str(body.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!(line["url"], "/chat/completions");
+    assert_eq!(line["body"]["model"], "mini-batch");
+    assert!(
+        line["body"]["max_completion_tokens"].as_u64().unwrap() > 0,
+        "{line}"
+    );
 }
