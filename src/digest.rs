@@ -21,7 +21,7 @@ use crate::check::FigureCheck;
 use crate::config::Settings;
 use crate::error::ArticleError;
 use crate::figures::SourceFigures;
-use crate::llm::{ChatClient, Message, Purpose, ReplyFormat};
+use crate::llm::{ChatClient, LlmError, Message, Purpose, ReplyFormat};
 use crate::prompt::{Prompts, fence_for};
 use crate::summarize::{JsonCall, Tally};
 
@@ -85,6 +85,14 @@ impl DigestError {
                 crate::error::EXIT_ARTICLES_FAILED
             }
         }
+    }
+}
+
+/// A batch-mode failure of the digest, as the provider error it stands for.
+fn batch_failed(message: String) -> LlmError {
+    LlmError::BadRequest {
+        status: 0,
+        message: format!("batch mode: {message}"),
     }
 }
 
@@ -873,6 +881,7 @@ pub async fn run(
     }
     let prompts = Prompts::load(settings.prompts_dir.as_deref())?;
     let key = crate::llm::ApiKey::from_env(&settings.endpoint.api_key_env);
+    let key_for_batch = key.clone();
     let tokenizer = crate::tokens::Tokenizer::new(settings.chunking.encoding);
     let mut client = ChatClient::new(
         &settings.endpoint,
@@ -896,10 +905,61 @@ pub async fn run(
             }))
             .await;
     }
-    let mut tally = Tally::default();
-    let digest = Digester::new(&client, &prompts, settings)
-        .digest(&briefs, date, &mut tally)
-        .await;
+    // Batch mode: the digest's calls go into batches; each time one comes back, the digest is
+    // asked again and goes on to its next step (story grouping levels, then the digest).
+    let mut batch = match (&store, settings.batch.enabled) {
+        (Some(store), true) => Some(
+            crate::batch::BatchRunner::new(
+                settings,
+                store.clone(),
+                key_for_batch,
+                stop.clone(),
+                None,
+            )
+            .await
+            .map_err(|e| DigestError::Article(ArticleError::Llm(batch_failed(e.to_string()))))?,
+        ),
+        _ => None,
+    };
+    if let Some(b) = batch.as_mut() {
+        client = client.with_deferral(b.queue());
+        b.resume()
+            .await
+            .map_err(|e| DigestError::Article(ArticleError::Llm(e)))?;
+    }
+    let mut phase = 0;
+    let digest = loop {
+        phase += 1;
+        if let Some(b) = &batch {
+            b.queue().begin_pass();
+        }
+        let mut tally = Tally::default();
+        let digest = Digester::new(&client, &prompts, settings)
+            .digest(&briefs, date, &mut tally)
+            .await;
+        match (digest, batch.as_mut()) {
+            (Err(ArticleError::Llm(LlmError::Deferred)), Some(b)) => {
+                match b.after_pass(phase, false).await {
+                    Ok(crate::batch::Step::Collected) => continue,
+                    Ok(_) => {
+                        break Err(ArticleError::Llm(batch_failed(
+                            "no batch left to wait for".into(),
+                        )));
+                    }
+                    Err(e) => break Err(ArticleError::Llm(e)),
+                }
+            }
+            (other, _) => {
+                if let Some(b) = batch.as_mut() {
+                    b.finish();
+                    if let Err(e) = b.forget_settled().await {
+                        tracing::warn!("cannot tidy the batch requests in the state store ({e})");
+                    }
+                }
+                break other;
+            }
+        }
+    };
     if let Some(store) = &store
         && let Err(e) = store.flush().await
     {

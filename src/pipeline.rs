@@ -937,10 +937,16 @@ impl Context<'_> {
             && old.usage.model == brief.usage.model
     }
 
-    /// What `usage` of the run's model costs (standard tier); `None` when its price is unknown.
+    /// What `usage` of the run's model costs (the batch tier in batch mode); `None` when its price
+    /// is unknown.
     fn cost(&self, usage: crate::llm::Usage) -> Option<f64> {
         let model = &self.settings.endpoint.model;
-        self.settings.pricing.cost(model, usage, Tier::Standard)
+        // A dry run of batch mode estimates at batch prices.
+        let tier = match self.settings.batch.enabled {
+            true => Tier::Batch,
+            false => Tier::Standard,
+        };
+        self.settings.pricing.cost(model, usage, tier)
     }
 
     /// A batch-mode failure that ends the batch loop: a fatal one stops the run as a fatal call

@@ -626,3 +626,29 @@ async fn the_azure_recipe_uses_azures_batch_endpoints() {
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_and_eval_take_batch_too() {
+    let mock = MockProvider::start(&["--batch-completion", "200ms"]);
+    let env = TestEnv::new()
+        .await
+        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    env.short_articles(3);
+    let o = env.summarize(&["--batch"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let out = env.out().display().to_string();
+    let o = env.run(&["digest", &out, "--batch"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let set = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/eval");
+    let eval_out = env.root().join("eval").display().to_string();
+    let o = env
+        .run(&["eval", set, "--json", "-o", &eval_out, "--batch"])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["valid_brief_rate"], 1.0, "{r}");
+    let stats = mock.stats().await;
+    assert_eq!(stats["requests"], 0, "no synchronous chat call: {stats}");
+    assert!(stats["batches"].as_u64().unwrap() >= 3, "{stats}");
+    assert_eq!(stats["batch_repeated"], 0, "{stats}");
+}
