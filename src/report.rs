@@ -284,6 +284,7 @@ impl RunReport {
         }
         lines
     }
+
     /// The summary as text, one line each (see [`RunReport::summary_lines`]).
     pub fn summary_table(&self) -> String {
         self.summary_lines()
