@@ -913,7 +913,7 @@ pub async fn run(
                 settings,
                 store.clone(),
                 key_for_batch,
-                stop.clone(),
+                shutdown.stop.clone(),
                 None,
             )
             .await
