@@ -27,9 +27,33 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hanbrief::config::{self, Overrides};
-use hanbrief::mock::MockStats;
 use hanbrief::pipeline::{self, RunOptions, Shutdown};
 use hanbrief::report::RunReport;
+
+/// The counters `hanbrief mock-provider` serves at `GET /v1/_mock/stats`: the ones this bench
+/// reads, from the JSON as any client reads it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct MockStats {
+    /// Requests received.
+    requests: u64,
+    /// Requests that passed the rate limits (and were charged).
+    admitted: u64,
+    /// 429s for exceeding the limits.
+    rate_limited: u64,
+    /// 429s injected as faults.
+    injected_429: u64,
+    /// Well-formed 200 replies.
+    ok: u64,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    /// Tokens charged against the limit (prompt + max_tokens of admitted requests).
+    charged_tokens: u64,
+    /// Requests that arrived while a Retry-After sent earlier was still running.
+    early: u64,
+    /// Successful replies to a request body that had already been answered.
+    repeated: u64,
+}
 
 #[derive(Debug, Clone)]
 struct Scenario {
@@ -460,26 +484,7 @@ impl Provider {
             .text()
             .await
             .expect("stats body");
-        serde_json::from_str::<serde_json::Value>(&body)
-            .map(|v| MockStats {
-                requests: v["requests"].as_u64().unwrap_or(0),
-                admitted: v["admitted"].as_u64().unwrap_or(0),
-                rate_limited: v["rate_limited"].as_u64().unwrap_or(0),
-                injected_429: v["injected_429"].as_u64().unwrap_or(0),
-                server_errors: v["server_errors"].as_u64().unwrap_or(0),
-                resets: v["resets"].as_u64().unwrap_or(0),
-                malformed: v["malformed"].as_u64().unwrap_or(0),
-                hangs: v["hangs"].as_u64().unwrap_or(0),
-                context_exceeded: v["context_exceeded"].as_u64().unwrap_or(0),
-                ok: v["ok"].as_u64().unwrap_or(0),
-                prompt_tokens: v["prompt_tokens"].as_u64().unwrap_or(0),
-                completion_tokens: v["completion_tokens"].as_u64().unwrap_or(0),
-                charged_tokens: v["charged_tokens"].as_u64().unwrap_or(0),
-                early: v["early"].as_u64().unwrap_or(0),
-                repeated: v["repeated"].as_u64().unwrap_or(0),
-                ..MockStats::default()
-            })
-            .expect("stats JSON")
+        serde_json::from_str::<MockStats>(&body).expect("stats JSON")
     }
 
     fn stop(&mut self) {

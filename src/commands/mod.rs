@@ -75,7 +75,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
 }
 
 /// Loads settings from the config file (flag, environment or ./config.toml) and overrides.
-pub fn load_settings(config_flag: &Option<PathBuf>, overrides: Overrides) -> Result<Settings> {
+fn load_settings(config_flag: &Option<PathBuf>, overrides: Overrides) -> Result<Settings> {
     let env = crate::config::process_env();
     let file = crate::config::locate_config_file(config_flag.as_deref(), &env);
     Ok(crate::config::load(file.as_deref(), &env, &overrides)?)

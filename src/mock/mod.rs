@@ -248,19 +248,9 @@ impl MockProvider {
         format!("http://{}/v1", self.addr)
     }
 
-    /// The address it listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// What it has seen so far (also served as JSON at `GET /v1/_mock/stats`).
     pub fn stats(&self) -> MockStats {
         snapshot(&self.state.counters)
-    }
-
-    /// Stops serving (connections in progress are dropped).
-    pub fn stop(&self) {
-        self.stop.cancel();
     }
 }
 
