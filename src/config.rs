@@ -449,10 +449,11 @@ impl Layers {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
+        let lines = key_lines(text);
         for (key, value) in leaves(&user, "") {
             let source = Source::File {
                 path: path.to_path_buf(),
-                line: find_key_line(text, &key),
+                line: lines.get(&key).copied(),
             };
             self.set(&key, value, source)?;
         }
@@ -1108,41 +1109,35 @@ fn parse_like(like: &toml::Value, raw: &str) -> Result<toml::Value, &'static str
     })
 }
 
-/// Finds the line (1-based) where a dotted key is set in a TOML text: the `key =` line inside
-/// its `[section]`, or a dotted/inline form. Best effort, for error messages and `config show`.
-fn find_key_line(text: &str, key: &str) -> Option<usize> {
-    let (section, leaf) = split_key(key);
-    let mut current = String::new();
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if t.starts_with('[') && !t.starts_with("[[") {
-            current = t
-                .trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            continue;
-        }
-        let Some((lhs, _)) = t.split_once('=') else {
-            continue;
-        };
-        let lhs = lhs.trim().trim_matches('"');
-        let full = if current.is_empty() {
-            lhs.to_string()
-        } else {
-            format!("{current}.{lhs}")
-        };
-        if full == key || (current == section && lhs == leaf) {
-            return Some(i + 1);
-        }
-        // `[endpoint]` + `headers = { … }` or `query.api-version = …`
-        if key.starts_with(&format!("{full}.")) || full.starts_with(&format!("{key}.")) {
-            return Some(i + 1);
+/// The line (1-based) of every dotted key set in a TOML text, from the TOML parser's own spans:
+/// `[section]` + `key =`, dotted keys and inline tables alike. For error messages and
+/// `config show`.
+fn key_lines(text: &str) -> BTreeMap<String, usize> {
+    fn walk(
+        table: &toml::de::DeTable<'_>,
+        prefix: &str,
+        line_of: &dyn Fn(usize) -> usize,
+        out: &mut BTreeMap<String, usize>,
+    ) {
+        for (key, value) in table {
+            let name = if prefix.is_empty() {
+                key.get_ref().to_string()
+            } else {
+                format!("{prefix}.{}", key.get_ref())
+            };
+            out.insert(name.clone(), line_of(key.span().start));
+            if let toml::de::DeValue::Table(inner) = value.get_ref() {
+                walk(inner, &name, line_of, out);
+            }
         }
     }
-    None
+    let mut out = BTreeMap::new();
+    // The text already parsed as a table; an error here only leaves the lines unknown.
+    if let Ok(doc) = toml::de::DeTable::parse(text) {
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        walk(doc.get_ref(), "", &line_of, &mut out);
+    }
+    out
 }
 
 /// Snapshot of the process environment, for [`load`].
@@ -1367,11 +1362,14 @@ mod tests {
     }
 
     #[test]
-    fn find_key_line_handles_sections_and_inline_tables() {
-        let text = "# c\n[a]\nx = 1\n[b]\nx = 2\ny = { z = 1 }\n";
-        assert_eq!(find_key_line(text, "a.x"), Some(3));
-        assert_eq!(find_key_line(text, "b.x"), Some(5));
-        assert_eq!(find_key_line(text, "b.y.z"), Some(6));
-        assert_eq!(find_key_line(text, "c.x"), None);
+    fn key_lines_handle_sections_dotted_keys_and_inline_tables() {
+        let text = "# c\n[a]\nx = 1\n[b]\nx = 2\ny = { z = 1 }\nw.v = \"s\"\n\"q.k\" = 3\n";
+        let lines = key_lines(text);
+        assert_eq!(lines.get("a.x"), Some(&3));
+        assert_eq!(lines.get("b.x"), Some(&5));
+        assert_eq!(lines.get("b.y.z"), Some(&6));
+        assert_eq!(lines.get("b.w.v"), Some(&7));
+        assert_eq!(lines.get("b.q.k"), Some(&8));
+        assert_eq!(lines.get("c.x"), None);
     }
 }
