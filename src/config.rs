@@ -1,18 +1,17 @@
 //! Configuration: the embedded defaults, a config file, `HANBRIEF_*` environment variables and
 //! command-line flags, merged in that order into validated [`Settings`].
 //!
-//! The layers are merged as TOML tables first (so that every value remembers where it came from,
-//! which `hanbrief config show` prints), then deserialised into the raw [`FileConfig`] (which
-//! rejects unknown keys), then checked and converted into [`Settings`], the typed values the rest
-//! of the crate uses. The default layer is the repository's own `config.toml`, embedded, so the
+//! The layers are merged as TOML tables first: every key a layer sets must exist in the defaults
+//! (or sit in a free-form table) with the default's type, and remembers where it came from
+//! (which `hanbrief config show` prints, and errors quote as file and line). The merged table is
+//! then read key by key into [`Settings`], the typed values the rest of the crate uses: one
+//! struct tree, and each key named once, where it is read and checked. The default layer is the repository's own `config.toml`, embedded, so the
 //! documented file and the built-in defaults can never drift apart.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use serde::Deserialize;
 
 /// The repository's `config.toml`: documentation and built-in defaults in one.
 pub const DEFAULT_CONFIG: &str = include_str!("../config.toml");
@@ -93,119 +92,6 @@ pub struct Overrides {
     pub timezone: Option<String>,
     /// `--batch`: batch mode for this run.
     pub batch: bool,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Raw file model: the shape of config.toml, strict about unknown keys.
-
-/// The configuration as written in TOML, before validation. Every key is required here because
-/// the embedded defaults always provide it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub endpoint: EndpointFile,
-    pub limits: LimitsFile,
-    pub chunking: ChunkingFile,
-    pub summary: SummaryFile,
-    pub output: OutputFile,
-    pub prompts: PromptsFile,
-    pub schedule: ScheduleFile,
-    pub digest: DigestFile,
-    pub batch: BatchFile,
-    pub pricing: BTreeMap<String, crate::pricing::Price>,
-    pub glossary: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointFile {
-    pub base_url: String,
-    pub model: String,
-    pub api_key_env: String,
-    pub auth: String,
-    pub structured_output: String,
-    pub max_tokens_field: String,
-    pub merge_system_prompt: bool,
-    pub context_window: i64,
-    pub temperature: f64,
-    pub reasoning_effort: String,
-    pub connect_timeout: String,
-    pub request_timeout: String,
-    pub query: BTreeMap<String, String>,
-    pub headers: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsFile {
-    pub requests_per_minute: i64,
-    pub tokens_per_minute: i64,
-    pub max_in_flight: i64,
-    pub max_retries: i64,
-    pub backoff_base: String,
-    pub backoff_max: String,
-    pub shutdown_grace: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChunkingFile {
-    pub encoding: String,
-    pub chunk_tokens: i64,
-    pub margin: f64,
-    pub brief_max_tokens: i64,
-    pub notes_max_tokens: i64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SummaryFile {
-    pub strategy: String,
-    pub sentences: i64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutputFile {
-    pub dir: String,
-    pub formats: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PromptsFile {
-    pub dir: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleFile {
-    pub cron: String,
-    pub timezone: String,
-    pub input: String,
-    pub output: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DigestFile {
-    pub max_tokens: i64,
-    pub dir: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BatchFile {
-    pub enabled: bool,
-    pub base_url: String,
-    pub url: String,
-    pub model: String,
-    pub enqueued_tokens: i64,
-    pub max_requests_per_file: i64,
-    pub max_file_mb: i64,
-    pub poll_min: String,
-    pub poll_max: String,
-    pub max_attempts: i64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -574,57 +460,47 @@ impl Layers {
     }
 
     fn into_settings(self, file: Option<&Path>, base_dir: &Path) -> Result<Settings, ConfigError> {
-        let raw: FileConfig = self
-            .table
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                key: "(config)".to_string(),
-                origin: file
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "default".into()),
-                message: e.message().to_string(),
-            })?;
         let v = Validator {
             layers: &self,
             base_dir,
         };
-        let e = &raw.endpoint;
-        let model = v.non_empty("endpoint.model", &e.model)?;
-        let base_url = v.url("endpoint.base_url", &e.base_url)?;
-        let auth = match e.auth.as_str() {
-            "bearer" => AuthStyle::Bearer,
-            "api-key" => AuthStyle::ApiKeyHeader,
-            other => return Err(v.invalid("endpoint.auth", other, "\"bearer\" or \"api-key\"")),
-        };
-        let structured_output = match e.structured_output.as_str() {
-            "auto" => StructuredOutput::Auto,
-            "json_schema" => StructuredOutput::JsonSchema,
-            "json_object+schema" => StructuredOutput::JsonObjectSchema,
-            "json_object" => StructuredOutput::JsonObject,
-            "none" => StructuredOutput::None,
-            other => {
-                return Err(v.invalid(
-                    "endpoint.structured_output",
-                    other,
-                    "\"auto\", \"json_schema\", \"json_object+schema\", \"json_object\" or \"none\"",
-                ));
-            }
-        };
-        let max_tokens_field = match e.max_tokens_field.as_str() {
-            "max_tokens" => MaxTokensField::MaxTokens,
-            "max_completion_tokens" => MaxTokensField::MaxCompletionTokens,
-            "auto" if is_openai_host(&base_url) => MaxTokensField::MaxCompletionTokens,
-            "auto" => MaxTokensField::MaxTokens,
-            other => {
-                return Err(v.invalid(
-                    "endpoint.max_tokens_field",
-                    other,
-                    "\"auto\", \"max_tokens\" or \"max_completion_tokens\"",
-                ));
-            }
-        };
-        let reasoning_effort = match e.reasoning_effort.trim() {
+        let model = v.non_empty("endpoint.model")?;
+        let base_url = v.url("endpoint.base_url")?;
+        let auth = v.choice(
+            "endpoint.auth",
+            &[
+                ("bearer", AuthStyle::Bearer),
+                ("api-key", AuthStyle::ApiKeyHeader),
+            ],
+        )?;
+        let structured_output = v.choice(
+            "endpoint.structured_output",
+            &[
+                ("auto", StructuredOutput::Auto),
+                ("json_schema", StructuredOutput::JsonSchema),
+                ("json_object+schema", StructuredOutput::JsonObjectSchema),
+                ("json_object", StructuredOutput::JsonObject),
+                ("none", StructuredOutput::None),
+            ],
+        )?;
+        let max_tokens_field = v
+            .choice(
+                "endpoint.max_tokens_field",
+                &[
+                    ("auto", None),
+                    ("max_tokens", Some(MaxTokensField::MaxTokens)),
+                    (
+                        "max_completion_tokens",
+                        Some(MaxTokensField::MaxCompletionTokens),
+                    ),
+                ],
+            )?
+            .unwrap_or(if is_openai_host(&base_url) {
+                MaxTokensField::MaxCompletionTokens
+            } else {
+                MaxTokensField::MaxTokens
+            });
+        let reasoning_effort = match v.string("endpoint.reasoning_effort")?.trim() {
             "" => None,
             effort @ ("none" | "minimal" | "low" | "medium" | "high" | "xhigh") => {
                 Some(effort.to_string())
@@ -637,25 +513,28 @@ impl Layers {
                 ));
             }
         };
-        let context_window = match usize::try_from(e.context_window) {
+        let window = v.int("endpoint.context_window")?;
+        let context_window = match usize::try_from(window) {
             Ok(0) => crate::tokens::context_window_for(&model).unwrap_or(8192),
             Ok(n) if n >= 512 => n,
             _ => {
                 return Err(v.invalid(
                     "endpoint.context_window",
-                    &e.context_window.to_string(),
+                    &window.to_string(),
                     "0 (known from the model) or at least 512",
                 ));
             }
         };
-        if e.api_key_env.trim().is_empty() {
+        let api_key_env = v.string("endpoint.api_key_env")?;
+        if api_key_env.trim().is_empty() {
             return Err(v.invalid(
                 "endpoint.api_key_env",
                 "",
                 "the name of an environment variable",
             ));
         }
-        for name in e.headers.keys() {
+        let headers = v.string_table("endpoint.headers")?;
+        for (name, _) in &headers {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(v.invalid(
                     &format!("endpoint.headers.{name}"),
@@ -664,44 +543,35 @@ impl Layers {
                 ));
             }
         }
+        let temperature = v.float("endpoint.temperature")?;
         let endpoint = EndpointSettings {
             base_url,
             model: model.clone(),
-            api_key_env: e.api_key_env.clone(),
+            api_key_env: api_key_env.to_string(),
             auth,
             structured_output,
             max_tokens_field,
-            merge_system_prompt: e.merge_system_prompt,
+            merge_system_prompt: v.bool("endpoint.merge_system_prompt")?,
             context_window,
-            temperature: (e.temperature >= 0.0).then_some(e.temperature),
+            temperature: (temperature >= 0.0).then_some(temperature),
             reasoning_effort,
-            connect_timeout: v.duration("endpoint.connect_timeout", &e.connect_timeout)?,
-            request_timeout: v.duration("endpoint.request_timeout", &e.request_timeout)?,
-            query: e
-                .query
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            headers: e
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            connect_timeout: v.duration("endpoint.connect_timeout")?,
+            request_timeout: v.duration("endpoint.request_timeout")?,
+            query: v.string_table("endpoint.query")?,
+            headers,
         };
 
-        let l = &raw.limits;
         let limits = LimitSettings {
-            requests_per_minute: v.positive("limits.requests_per_minute", l.requests_per_minute)?,
-            tokens_per_minute: v.positive("limits.tokens_per_minute", l.tokens_per_minute)?,
-            max_in_flight: v.positive("limits.max_in_flight", l.max_in_flight)? as usize,
-            max_retries: v.at_least("limits.max_retries", l.max_retries, 0)?,
-            backoff_base: v.duration("limits.backoff_base", &l.backoff_base)?,
-            backoff_max: v.duration("limits.backoff_max", &l.backoff_max)?,
-            shutdown_grace: v.duration("limits.shutdown_grace", &l.shutdown_grace)?,
+            requests_per_minute: v.at_least("limits.requests_per_minute", 1)?,
+            tokens_per_minute: v.at_least("limits.tokens_per_minute", 1)?,
+            max_in_flight: v.at_least("limits.max_in_flight", 1)? as usize,
+            max_retries: v.at_least("limits.max_retries", 0)?,
+            backoff_base: v.duration("limits.backoff_base")?,
+            backoff_max: v.duration("limits.backoff_max")?,
+            shutdown_grace: v.duration("limits.shutdown_grace")?,
         };
 
-        let c = &raw.chunking;
-        let (encoding, exact_counts) = match c.encoding.as_str() {
+        let (encoding, exact_counts) = match v.string("chunking.encoding")? {
             "auto" => crate::tokens::encoding_for_model(&model),
             name => match crate::tokens::Encoding::from_name(name) {
                 Some(enc) => (
@@ -717,20 +587,21 @@ impl Layers {
                 }
             },
         };
-        if !(0.0..=2.0).contains(&c.margin) {
+        let margin = v.float("chunking.margin")?;
+        if !(0.0..=2.0).contains(&margin) {
             return Err(v.invalid(
                 "chunking.margin",
-                &c.margin.to_string(),
+                &margin.to_string(),
                 "a fraction between 0 and 2",
             ));
         }
         let chunking = ChunkSettings {
             encoding,
             exact_counts,
-            chunk_tokens: v.at_least("chunking.chunk_tokens", c.chunk_tokens, 200)? as usize,
-            margin: c.margin as f32,
-            brief_max_tokens: v.at_least("chunking.brief_max_tokens", c.brief_max_tokens, 200)?,
-            notes_max_tokens: v.at_least("chunking.notes_max_tokens", c.notes_max_tokens, 100)?,
+            chunk_tokens: v.at_least("chunking.chunk_tokens", 200)? as usize,
+            margin: margin as f32,
+            brief_max_tokens: v.at_least("chunking.brief_max_tokens", 200)?,
+            notes_max_tokens: v.at_least("chunking.notes_max_tokens", 100)?,
         };
         let reserve = chunking.brief_max_tokens as usize + 1200;
         if context_window <= reserve {
@@ -745,14 +616,11 @@ impl Layers {
         }
 
         let summary = SummarySettings {
-            strategy: match raw.summary.strategy.as_str() {
-                "free" => Strategy::Free,
-                "select" => Strategy::Select,
-                other => {
-                    return Err(v.invalid("summary.strategy", other, "\"free\" or \"select\""));
-                }
-            },
-            sentences: v.at_least("summary.sentences", raw.summary.sentences, 1)? as usize,
+            strategy: v.choice(
+                "summary.strategy",
+                &[("free", Strategy::Free), ("select", Strategy::Select)],
+            )?,
+            sentences: v.at_least("summary.sentences", 1)? as usize,
         };
         if summary.sentences > 12 {
             return Err(v.invalid(
@@ -764,8 +632,8 @@ impl Layers {
 
         let mut markdown = false;
         let mut json = false;
-        for f in &raw.output.formats {
-            match f.as_str() {
+        for f in v.strings("output.formats")? {
+            match f {
                 "md" | "markdown" => markdown = true,
                 "json" => json = true,
                 other => return Err(v.invalid("output.formats", other, "\"md\" or \"json\"")),
@@ -775,46 +643,43 @@ impl Layers {
             return Err(v.invalid("output.formats", "[]", "at least one of \"md\", \"json\""));
         }
         let output = OutputSettings {
-            dir: v.path("output.dir", &raw.output.dir),
+            dir: v.path("output.dir")?,
             markdown,
             json,
         };
 
-        let prompts_dir =
-            (!raw.prompts.dir.is_empty()).then(|| v.path("prompts.dir", &raw.prompts.dir));
-
-        let s = &raw.schedule;
-        let schedule = ScheduleSettings {
-            cron: s.cron.clone(),
-            timezone: s.timezone.clone(),
-            input: v.path("schedule.input", &s.input),
-            output: v.path("schedule.output", &s.output),
+        let prompts_dir = match v.string("prompts.dir")? {
+            "" => None,
+            _ => Some(v.path("prompts.dir")?),
         };
 
-        let d = &raw.digest;
-        let digest_dir = PathBuf::from(d.dir.trim());
-        if d.dir.trim().is_empty() || digest_dir.is_absolute() || d.dir.contains("..") {
-            return Err(v.invalid(
-                "digest.dir",
-                &d.dir,
-                "a folder name inside the briefs folder",
-            ));
+        let schedule = ScheduleSettings {
+            cron: v.string("schedule.cron")?.to_string(),
+            timezone: v.string("schedule.timezone")?.to_string(),
+            input: v.path("schedule.input")?,
+            output: v.path("schedule.output")?,
+        };
+
+        let dir = v.string("digest.dir")?;
+        let digest_dir = PathBuf::from(dir.trim());
+        if dir.trim().is_empty() || digest_dir.is_absolute() || dir.contains("..") {
+            return Err(v.invalid("digest.dir", dir, "a folder name inside the briefs folder"));
         }
         let digest = DigestSettings {
-            max_tokens: v.at_least("digest.max_tokens", d.max_tokens, 500)?,
+            max_tokens: v.at_least("digest.max_tokens", 500)?,
             dir: digest_dir,
         };
 
-        let b = &raw.batch;
-        let batch_url = b.url.trim();
-        if !batch_url.starts_with('/') {
+        let batch_url = v.string("batch.url")?;
+        if !batch_url.trim().starts_with('/') {
             return Err(v.invalid(
                 "batch.url",
-                &b.url,
+                batch_url,
                 "a path such as \"/v1/chat/completions\" (OpenAI) or \"/chat/completions\" (Azure)",
             ));
         }
-        let batch_limit = |key: &str, value: i64, max: i64| {
+        let batch_limit = |key: &str, max: i64| {
+            let value = v.int(key)?;
             if (1..=max).contains(&value) {
                 Ok(value as usize)
             } else {
@@ -822,17 +687,17 @@ impl Layers {
             }
         };
         let batch = BatchSettings {
-            enabled: b.enabled,
-            base_url: match b.base_url.trim() {
+            enabled: v.bool("batch.enabled")?,
+            base_url: match v.string("batch.base_url")?.trim() {
                 "" => endpoint.base_url.clone(),
-                url => v.url("batch.base_url", url)?,
+                _ => v.url("batch.base_url")?,
             },
-            url: batch_url.to_string(),
-            model: match b.model.trim() {
+            url: batch_url.trim().to_string(),
+            model: match v.string("batch.model")?.trim() {
                 "" => model.clone(),
                 m => m.to_string(),
             },
-            enqueued_tokens: match b.enqueued_tokens {
+            enqueued_tokens: match v.int("batch.enqueued_tokens")? {
                 0 => crate::batch::published_enqueued_limit(&model),
                 n if n > 0 => Some(n as u64),
                 n => {
@@ -843,27 +708,24 @@ impl Layers {
                     ));
                 }
             },
-            max_requests_per_file: batch_limit(
-                "batch.max_requests_per_file",
-                b.max_requests_per_file,
-                50_000,
-            )?,
-            max_file_bytes: batch_limit("batch.max_file_mb", b.max_file_mb, 200)? * 1_000_000,
-            poll_min: v.duration("batch.poll_min", &b.poll_min)?,
-            poll_max: v.duration("batch.poll_max", &b.poll_max)?,
-            max_attempts: v.positive("batch.max_attempts", b.max_attempts)?,
+            max_requests_per_file: batch_limit("batch.max_requests_per_file", 50_000)?,
+            max_file_bytes: batch_limit("batch.max_file_mb", 200)? * 1_000_000,
+            poll_min: v.duration("batch.poll_min")?,
+            poll_max: v.duration("batch.poll_max")?,
+            max_attempts: v.at_least("batch.max_attempts", 1)?,
         };
         if batch.poll_min.is_zero() || batch.poll_min > batch.poll_max {
             return Err(v.invalid(
                 "batch.poll_min",
-                &b.poll_min,
+                v.string("batch.poll_min")?,
                 "a duration above zero and at most batch.poll_max",
             ));
         }
 
-        let pricing = crate::pricing::Pricing::new(raw.pricing.clone(), &endpoint.base_url);
+        let pricing = crate::pricing::Pricing::new(v.prices("pricing")?, &endpoint.base_url);
 
-        for (ko, en) in &raw.glossary {
+        let glossary: BTreeMap<String, String> = v.string_table("glossary")?.into_iter().collect();
+        for (ko, en) in &glossary {
             if ko.trim().is_empty() || en.trim().is_empty() {
                 return Err(v.invalid(
                     &format!("glossary.{ko}"),
@@ -892,14 +754,16 @@ impl Layers {
             digest,
             batch,
             pricing,
-            glossary: raw.glossary.clone(),
+            glossary,
             config_file: file.map(Path::to_path_buf),
             provenance,
         })
     }
 }
 
-/// Turns raw values into typed ones, naming the key and its origin on failure.
+/// Reads typed values out of the merged table by key, naming the key and its origin on failure.
+/// Every key exists and has its default's type (`Layers::set` checked both), so the typed
+/// getters fail only if the embedded defaults and this code disagree.
 struct Validator<'a> {
     layers: &'a Layers,
     base_dir: &'a Path,
@@ -914,15 +778,120 @@ impl Validator<'_> {
         }
     }
 
-    fn non_empty(&self, key: &str, value: &str) -> Result<String, ConfigError> {
-        let value = value.trim();
+    fn value(&self, key: &str, expected: &'static str) -> Result<&toml::Value, ConfigError> {
+        lookup(&self.layers.table, key).ok_or_else(|| ConfigError::Invalid {
+            key: key.to_string(),
+            origin: "default".to_string(),
+            message: format!("missing from the built-in defaults (expected {expected})"),
+        })
+    }
+
+    fn mistyped(&self, key: &str, expected: &'static str, found: &toml::Value) -> ConfigError {
+        ConfigError::WrongType {
+            key: key.to_string(),
+            origin: self.layers.origin(key),
+            expected,
+            found: describe(found),
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<&str, ConfigError> {
+        match self.value(key, "a string")? {
+            toml::Value::String(s) => Ok(s),
+            other => Err(self.mistyped(key, "a string", other)),
+        }
+    }
+
+    fn int(&self, key: &str) -> Result<i64, ConfigError> {
+        match self.value(key, "a whole number")? {
+            toml::Value::Integer(i) => Ok(*i),
+            other => Err(self.mistyped(key, "a whole number", other)),
+        }
+    }
+
+    fn float(&self, key: &str) -> Result<f64, ConfigError> {
+        match self.value(key, "a number")? {
+            toml::Value::Float(f) => Ok(*f),
+            toml::Value::Integer(i) => Ok(*i as f64),
+            other => Err(self.mistyped(key, "a number", other)),
+        }
+    }
+
+    fn bool(&self, key: &str) -> Result<bool, ConfigError> {
+        match self.value(key, "true or false")? {
+            toml::Value::Boolean(b) => Ok(*b),
+            other => Err(self.mistyped(key, "true or false", other)),
+        }
+    }
+
+    fn strings(&self, key: &str) -> Result<Vec<&str>, ConfigError> {
+        let expected = "a list of strings";
+        match self.value(key, expected)? {
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().ok_or_else(|| self.mistyped(key, expected, i)))
+                .collect(),
+            other => Err(self.mistyped(key, expected, other)),
+        }
+    }
+
+    /// A free-form table of strings (`endpoint.headers`, `glossary`), in key order.
+    fn string_table(&self, key: &str) -> Result<Vec<(String, String)>, ConfigError> {
+        let expected = "a table of strings";
+        match self.value(key, expected)? {
+            toml::Value::Table(t) => t
+                .iter()
+                .map(|(k, v)| match v {
+                    toml::Value::String(s) => Ok((k.clone(), s.clone())),
+                    other => Err(self.mistyped(&format!("{key}.{k}"), "a string", other)),
+                })
+                .collect(),
+            other => Err(self.mistyped(key, expected, other)),
+        }
+    }
+
+    /// `[pricing]`: model → price (`Layers::set` checked each entry with [`check_price`]).
+    fn prices(&self, key: &str) -> Result<BTreeMap<String, crate::pricing::Price>, ConfigError> {
+        let expected = "a table of { input, output } prices";
+        match self.value(key, expected)? {
+            toml::Value::Table(t) => t
+                .iter()
+                .map(|(model, v)| {
+                    v.clone()
+                        .try_into()
+                        .map(|price| (model.clone(), price))
+                        .map_err(|_| self.mistyped(&format!("{key}.{model}"), expected, v))
+                })
+                .collect(),
+            other => Err(self.mistyped(key, expected, other)),
+        }
+    }
+
+    /// One of a fixed set of words; the error lists them.
+    fn choice<T: Copy>(&self, key: &str, choices: &[(&str, T)]) -> Result<T, ConfigError> {
+        let value = self.string(key)?;
+        if let Some((_, t)) = choices.iter().find(|(name, _)| *name == value) {
+            return Ok(*t);
+        }
+        let names: Vec<String> = choices.iter().map(|(n, _)| format!("{n:?}")).collect();
+        let expected = match names.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        Err(self.invalid(key, value, &expected))
+    }
+
+    fn non_empty(&self, key: &str) -> Result<String, ConfigError> {
+        let value = self.string(key)?.trim();
         if value.is_empty() {
             return Err(self.invalid(key, value, "a non-empty string"));
         }
         Ok(value.to_string())
     }
 
-    fn url(&self, key: &str, value: &str) -> Result<String, ConfigError> {
+    fn url(&self, key: &str) -> Result<String, ConfigError> {
+        let value = self.string(key)?;
         let trimmed = value.trim().trim_end_matches('/');
         match reqwest::Url::parse(trimmed) {
             // Credentials in a URL end up in logs and reports: they belong in the key variable.
@@ -936,7 +905,8 @@ impl Validator<'_> {
         }
     }
 
-    fn duration(&self, key: &str, value: &str) -> Result<Duration, ConfigError> {
+    fn duration(&self, key: &str) -> Result<Duration, ConfigError> {
+        let value = self.string(key)?;
         humantime::parse_duration(value.trim()).map_err(|_| {
             self.invalid(
                 key,
@@ -946,11 +916,8 @@ impl Validator<'_> {
         })
     }
 
-    fn positive(&self, key: &str, value: i64) -> Result<u32, ConfigError> {
-        self.at_least(key, value, 1)
-    }
-
-    fn at_least(&self, key: &str, value: i64, min: u32) -> Result<u32, ConfigError> {
+    fn at_least(&self, key: &str, min: u32) -> Result<u32, ConfigError> {
+        let value = self.int(key)?;
         u32::try_from(value)
             .ok()
             .filter(|v| *v >= min)
@@ -965,12 +932,12 @@ impl Validator<'_> {
 
     /// A path from a file is relative to the file's folder; from a flag or the environment it is
     /// relative to the working directory.
-    fn path(&self, key: &str, value: &str) -> PathBuf {
-        let path = PathBuf::from(value);
-        match self.layers.sources.get(key) {
+    fn path(&self, key: &str) -> Result<PathBuf, ConfigError> {
+        let path = PathBuf::from(self.string(key)?);
+        Ok(match self.layers.sources.get(key) {
             Some(Source::File { .. }) if path.is_relative() => self.base_dir.join(path),
             _ => path,
-        }
+        })
     }
 }
 
