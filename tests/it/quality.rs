@@ -392,8 +392,91 @@ mod eval {
         }
     }
 
+    /// Replies a brief that carries some of the article's facts to the first article, and a
+    /// reply that is never a brief to the second.
+    struct KnownBriefs;
+
+    impl wiremock::Respond for KnownBriefs {
+        fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+            let body = String::from_utf8_lossy(&req.body);
+            let content = if body.contains("한빛전자") {
+                // The company in both languages, the export figure only in English (found by
+                // value), the chief executive not at all.
+                serde_json::json!({
+                    "title": {"ko": "한빛전자 반도체 수출 최대", "en": "Hanbit Electronics exports hit a record"},
+                    "summary": {"ko": "한빛전자의 반도체 수출이 크게 늘었다.", "en": "Hanbit Electronics' chip exports rose to $14.2 billion."},
+                    "key_points": [{"ko": "수출이 크게 늘었다.", "en": "Exports grew strongly."}],
+                    "entities": [{"ko": "한빛전자", "en": "Hanbit Electronics", "kind": "organization"}],
+                    "figures": []
+                })
+                .to_string()
+            } else {
+                "HACKED".to_string()
+            };
+            wiremock::ResponseTemplate::new(200).set_body_json(completion(&content))
+        }
+    }
+
+    /// Eval's own arithmetic, on replies whose scores are known: neither the rates nor the
+    /// missing facts can come out right by the construction of a simulated provider.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn eval_scores_the_team_set_against_the_mock_provider() {
+    async fn eval_scores_what_the_briefs_carry_and_counts_failed_articles() {
+        let env = TestEnv::new().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .and(wiremock::matchers::path("/v1/chat/completions"))
+            .respond_with(KnownBriefs)
+            .mount(&env.server)
+            .await;
+        let set = env.root().join("set");
+        std::fs::create_dir_all(set.join("articles")).unwrap();
+        std::fs::write(
+            set.join("articles/a.txt"),
+            "한빛전자 반도체 수출 최대\n\n한빛전자의 반도체 수출이 142억 달러로 1년 전보다 18.4% 늘었다고 김서연 대표가 1일 밝혔다.\n",
+        )
+        .unwrap();
+        std::fs::write(
+            set.join("articles/b.txt"),
+            "시내버스 노선 개편\n\n시는 다음 달부터 시내버스 노선 12개를 바꾼다고 2일 밝혔다.\n",
+        )
+        .unwrap();
+        std::fs::write(
+            set.join("facts.toml"),
+            concat!(
+                "[\"a.txt\"]\nfacts = [{ any = [\"한빛전자\", \"Hanbit Electronics\"] }, ",
+                "{ figure = \"142억 달러\" }, { any = [\"김서연\", \"Kim Seo-yeon\"] }]\n",
+                "[\"b.txt\"]\nfacts = [{ any = [\"노선\", \"bus routes\"] }]\n",
+            ),
+        )
+        .unwrap();
+        let out = env.root().join("eval-out").display().to_string();
+        let o = env
+            .run(&["eval", set.to_str().unwrap(), "--json", "-o", &out])
+            .await;
+        let r: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", output_text(&o)));
+        assert_eq!(r["articles"], 2, "{r}");
+        assert_eq!(r["valid_briefs"], 1, "{r}");
+        assert_eq!(r["valid_brief_rate"], 0.5, "{r}");
+        // 2 of a's 3 facts, none of b's 1.
+        assert_eq!(r["fact_coverage"], 0.5, "{r}");
+        let per = r["per_article"].as_array().unwrap();
+        let a = per.iter().find(|p| p["article"] == "a.txt").unwrap();
+        assert_eq!(
+            (a["facts"].as_u64(), a["facts_found"].as_u64()),
+            (Some(3), Some(2))
+        );
+        assert_eq!(a["missing"], serde_json::json!(["김서연"]));
+        let b = per.iter().find(|p| p["article"] == "b.txt").unwrap();
+        assert_eq!(b["status"], "failed", "{b}");
+        assert_eq!(b["missing"], serde_json::json!(["노선"]));
+    }
+
+    /// The whole path with `hanbrief mock-provider` as the model: the team set runs, every
+    /// article is scored against its six facts, and a second eval into the same folder is free
+    /// and scores the same. (What the scores are is the mock's doing; the test above checks the
+    /// arithmetic.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn eval_runs_the_team_set_against_the_mock_provider_and_a_rerun_is_free() {
         let env = TestEnv::new().await;
         let mock = MockProvider::start(&[]);
         let set = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/eval");
@@ -413,15 +496,11 @@ mod eval {
         assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
         let r: Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(r["articles"], 8);
-        assert_eq!(r["valid_brief_rate"], 1.0);
-        assert_eq!(r["bilingual_completeness"], 1.0);
-        // The mock copies the article's first sentences: some facts, not all.
-        let coverage = r["fact_coverage"].as_f64().unwrap();
-        assert!(coverage > 0.3 && coverage < 1.0, "{coverage}");
-        // It quotes the sentences it copies: every key point stands on the article's words.
+        // The mock quotes the sentences it copies; what is checked here is that hanbrief's
+        // quote check finds each of them in the cleaned article.
         assert_eq!(r["grounded_rate"], 1.0);
         assert!(r["figures_in_quote_rate"].as_f64().unwrap() > 0.9, "{r}");
-        assert!(r["tokens_per_article"].as_f64().unwrap() > 500.0);
+        assert!(r["tokens_per_article"].as_f64().unwrap() > 0.0);
         let per = r["per_article"].as_array().unwrap();
         assert_eq!(per.len(), 8);
         assert!(per.iter().all(|a| a["facts"].as_u64() == Some(6)));
