@@ -314,7 +314,7 @@ impl ChatClient {
         key: Option<ApiKey>,
         cancel: CancellationToken,
     ) -> Result<ChatClient, ClientError> {
-        // reqwest is built with rustls but no default crypto provider (CRATES.md P1): install
+        // reqwest is built with rustls but no default crypto provider (ARCHITECTURE.md, Dependencies): install
         // ring once per process. A second install fails harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()

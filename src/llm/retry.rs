@@ -1,7 +1,7 @@
 //! What to do about a failed call: classify the response or transport error, compute the
 //! backoff, read the provider's "come back later" headers.
 //!
-//! The rules (DESIGN.md §6): 429 rate limits, 408, 409, 5xx, connection resets, timeouts and
+//! The rules: 429 rate limits, 408, 409, 5xx, connection resets, timeouts and
 //! bodies cut short are retried with full-jitter exponential backoff, never sooner than a
 //! `Retry-After` allows. `insufficient_quota` (and 402, "out of credits"), 401, 403 and 404 stop
 //! the run (every other call would fail the same way). A prompt the server finds too long, in any
