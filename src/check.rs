@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::brief::{BriefContent, Grounded, Quote, fields};
 use crate::figures::SourceFigures;
+use crate::text::name_key;
 
 /// A quote shorter than this (letters, digits and punctuation, without spaces and quote marks)
 /// grounds nothing: two words are in any article.
@@ -329,9 +330,9 @@ pub fn check(content: &BriefContent, source: &str, glossary: &BTreeMap<String, S
             }
         }
     }
-    let squashed_source = squash(source);
+    let source_names = name_key(source);
     for e in &content.entities {
-        if !e.ko.is_empty() && !squashed_source.contains(&squash(&e.ko)) {
+        if !e.ko.is_empty() && !source_names.contains(&name_key(&e.ko)) {
             checks.unknown_entities.push(e.ko.clone());
         }
     }
@@ -362,14 +363,6 @@ fn degenerate(c: &BriefContent, source_figures: usize) -> Vec<String> {
         ));
     }
     warnings
-}
-
-/// Lower-cased, without spaces and middle dots: "SK 하이닉스" and "SK하이닉스" are one name.
-fn squash(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_whitespace() && !matches!(c, '·' | '・' | '-'))
-        .flat_map(char::to_lowercase)
-        .collect()
 }
 
 /// Pinned names that appear in the source but whose pinned English rendering the brief's

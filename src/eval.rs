@@ -253,8 +253,10 @@ fn describe(f: &Fact) -> String {
     }
 }
 
-/// Lower-cased letters and digits only: "Kwon Do-yoon" matches "kwon doyoon", "다솜-3" "다솜3".
-fn squash(s: &str) -> String {
+/// A text as facts are matched: lower-cased letters and digits only, so that "Kwon Do-yoon"
+/// matches "kwon doyoon" and "다솜-3" "다솜3". Looser than a name key ([`crate::text::name_key`]):
+/// a fact may be any phrase.
+fn fact_key(s: &str) -> String {
     s.chars()
         .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
@@ -269,11 +271,11 @@ fn score_brief(score: &mut ArticleScore, b: &Brief, wanted: &[Fact]) {
         texts.push(&e.en);
     }
     let all = texts.join("\n");
-    let squashed = squash(&all);
+    let keyed = fact_key(&all);
     let in_brief = SourceFigures::new(&all);
     for f in wanted {
         let found = match f {
-            Fact::Any { any } => any.iter().any(|alt| squashed.contains(&squash(alt))),
+            Fact::Any { any } => any.iter().any(|alt| keyed.contains(&fact_key(alt))),
             Fact::Figure { figure } => figures::extract(figure)
                 .first()
                 .is_some_and(|fig| in_brief.supports(fig)),

@@ -48,4 +48,5 @@ pub mod schedule;
 pub mod select;
 pub mod store;
 pub mod summarize;
+pub(crate) mod text;
 pub mod tokens;

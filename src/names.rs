@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use crate::brief::BriefContent;
+use crate::text::name_key;
 
 /// One renaming done to a brief.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,20 +90,16 @@ pub struct Names {
     new: Mutex<BTreeMap<String, Uses>>,
 }
 
-/// A name as compared: no spaces, middle dots or hyphens.
-fn key(ko: &str) -> String {
-    ko.chars()
-        .filter(|c| !c.is_whitespace() && !matches!(c, '·' | '-' | '・'))
-        .collect()
-}
-
 impl Names {
     /// A registry with the glossary's pins and the renderings earlier runs settled (`known`,
     /// from the state store).
     pub fn new(glossary: &BTreeMap<String, String>, known: Vec<(String, String)>) -> Names {
         Names {
-            pinned: glossary.iter().map(|(k, v)| (key(k), v.clone())).collect(),
-            known: known.into_iter().map(|(k, v)| (key(&k), v)).collect(),
+            pinned: glossary
+                .iter()
+                .map(|(k, v)| (name_key(k), v.clone()))
+                .collect(),
+            known: known.into_iter().map(|(k, v)| (name_key(&k), v)).collect(),
             new: Mutex::new(BTreeMap::new()),
         }
     }
@@ -110,7 +107,7 @@ impl Names {
     /// The canonical rendering of a Korean name, if one is known (pinned or settled earlier).
     #[cfg(test)]
     pub fn canonical(&self, ko: &str) -> Option<String> {
-        let k = key(ko);
+        let k = name_key(ko);
         self.pinned.get(&k).or_else(|| self.known.get(&k)).cloned()
     }
 
@@ -121,7 +118,7 @@ impl Names {
         let mut renamings = Vec::new();
         let mut new = NewNames::default();
         for e in &mut content.entities {
-            let k = key(&e.ko);
+            let k = name_key(&e.ko);
             if k.is_empty() || e.en.trim().is_empty() {
                 continue;
             }
@@ -154,7 +151,7 @@ impl Names {
     pub fn note(&self, article: &str, names: NewNames) {
         let mut new = self.new.lock().unwrap_or_else(|p| p.into_inner());
         for (ko, en) in names.0 {
-            let uses = new.entry(key(&ko)).or_default();
+            let uses = new.entry(name_key(&ko)).or_default();
             uses.by_rendering
                 .entry(en)
                 .or_default()
@@ -203,9 +200,9 @@ impl Names {
 /// field.
 pub fn apply(content: &mut BriefContent, renamings: &[Renaming]) {
     for r in renamings {
-        let k = key(&r.ko);
+        let k = name_key(&r.ko);
         for e in &mut content.entities {
-            if key(&e.ko) == k && e.en == r.from {
+            if name_key(&e.ko) == k && e.en == r.from {
                 e.en = r.to.clone();
             }
         }

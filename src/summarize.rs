@@ -878,7 +878,7 @@ impl JsonCall<'_> {
         self.client.forget(&first).await;
         let (purpose, what) = (self.purpose, self.what);
         tracing::info!(%purpose, %problem, "the reply is not a valid {what}; asking once more");
-        tracing::debug!(reply = %excerpt(&reply.content), "the invalid reply");
+        tracing::debug!(reply = %crate::text::truncate(&reply.content, 400), "the invalid reply");
         let mut repair = messages;
         repair.push(Message::assistant(reply.content));
         repair.push(Message::user(
@@ -912,14 +912,6 @@ fn all_or_first_error(
         return Err(err);
     }
     Ok(results.into_iter().flatten().collect())
-}
-
-fn excerpt(s: &str) -> String {
-    let mut e: String = s.chars().take(400).collect();
-    if e.len() < s.len() {
-        e.push('…');
-    }
-    e
 }
 
 fn notes_text(notes: &[Note]) -> String {

@@ -120,7 +120,7 @@ pub fn clean(text: &str, html_title: Option<&str>) -> CleanArticle {
         let verdict = classify(&line, &seen, zone);
         seen.insert(line.clone());
         match verdict {
-            Verdict::Keep => {
+            Decision::Keep => {
                 zone = false;
                 body_started |= reads_as_prose(&line);
                 let trimmed = trim_inline(&line);
@@ -128,13 +128,13 @@ pub fn clean(text: &str, html_title: Option<&str>) -> CleanArticle {
                     kept.push(trimmed);
                 }
             }
-            Verdict::KeepInZone => {
+            Decision::KeepInZone => {
                 let trimmed = trim_inline(&line);
                 if !trimmed.is_empty() {
                     kept.push(trimmed);
                 }
             }
-            Verdict::Remove { reason, opens_zone } => {
+            Decision::Remove { reason, opens_zone } => {
                 zone |= opens_zone && body_started;
                 removed.push(Removed {
                     line: i + 1,
@@ -189,7 +189,8 @@ fn pick_title(kept: &[String]) -> Option<String> {
         })
 }
 
-enum Verdict {
+/// What becomes of one line.
+enum Decision {
     /// Article text.
     Keep,
     /// Kept, but without closing a list zone (a title-like line between list items that does
@@ -201,14 +202,14 @@ enum Verdict {
     },
 }
 
-fn remove(reason: Reason) -> Verdict {
-    Verdict::Remove {
+fn remove(reason: Reason) -> Decision {
+    Decision::Remove {
         reason,
         opens_zone: false,
     }
 }
 
-fn classify(line: &str, seen: &HashSet<String>, zone: bool) -> Verdict {
+fn classify(line: &str, seen: &HashSet<String>, zone: bool) -> Decision {
     // "…밝혔다.(사진=한빛일보)" is a sentence with a photo credit glued on: judge the sentence.
     let prose = reads_as_prose(&TRAILING_CREDIT.replace(line, ""));
     let chars = line.chars().count();
@@ -221,7 +222,7 @@ fn classify(line: &str, seen: &HashSet<String>, zone: bool) -> Verdict {
         return remove(Reason::Caption);
     }
     if chars <= 200 && COPYRIGHT.is_match(line) {
-        return Verdict::Remove {
+        return Decision::Remove {
             reason: Reason::Copyright,
             opens_zone: true,
         };
@@ -237,18 +238,18 @@ fn classify(line: &str, seen: &HashSet<String>, zone: bool) -> Verdict {
     }
     if is_table_row(line) {
         // A Markdown table of the article: kept whole, whatever its cells look like.
-        return Verdict::Keep;
+        return Decision::Keep;
     }
 
     let bare = strip_bullet(line);
     if LIST_HEADING.is_match(bare) || PORTAL_BOX.is_match(line) && chars <= 200 {
-        return Verdict::Remove {
+        return Decision::Remove {
             reason: Reason::RelatedList,
             opens_zone: true,
         };
     }
     if BLOG_HEADING.is_match(bare) {
-        return Verdict::Remove {
+        return Decision::Remove {
             reason: Reason::BlogList,
             opens_zone: true,
         };
@@ -303,13 +304,13 @@ fn classify(line: &str, seen: &HashSet<String>, zone: bool) -> Verdict {
         {
             // A bare "문의" heading: the contact lines under it go too.
             let heading = bare.chars().count() <= 12;
-            return Verdict::Remove {
+            return Decision::Remove {
                 reason: Reason::Contact,
                 opens_zone: heading,
             };
         }
         if OUTLET_SUFFIX.is_match(bare) {
-            return Verdict::Remove {
+            return Decision::Remove {
                 reason: Reason::RelatedList,
                 opens_zone: true,
             };
@@ -327,9 +328,9 @@ fn classify(line: &str, seen: &HashSet<String>, zone: bool) -> Verdict {
         return remove(Reason::Caption);
     }
     if zone && !prose {
-        return Verdict::KeepInZone;
+        return Decision::KeepInZone;
     }
-    Verdict::Keep
+    Decision::Keep
 }
 
 /// A Markdown table row: `| a | b |`.

@@ -278,7 +278,7 @@ pub(super) async fn check(settings: &Settings, ping: bool) -> Result<u8> {
                 &format!(
                     "ping ok: {} answered {:?} in {:.1}s ({} prompt + {} completion tokens)",
                     settings.endpoint.model,
-                    r.content.trim().chars().take(40).collect::<String>(),
+                    crate::text::truncate(r.content.trim(), 40),
                     started.elapsed().as_secs_f64(),
                     r.usage.prompt_tokens,
                     r.usage.completion_tokens

@@ -172,7 +172,7 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: InspectArgs) -> Result<u8
     if !report.removed.is_empty() {
         writeln!(out, "\nremoved:")?;
         for r in &report.removed {
-            let text: String = r.text.chars().take(70).collect();
+            let text = crate::text::truncate(&r.text, 70);
             writeln!(
                 out,
                 "  {:>4}  {:<13} {}",

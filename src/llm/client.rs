@@ -806,7 +806,7 @@ impl ChatClient {
                     tracing::info!(
                         purpose = %request.purpose,
                         "the model server is still loading its model ({}); waiting for it",
-                        one_line(&call.last_error, 200)
+                        crate::text::one_line(&call.last_error, 200)
                     );
                 }
                 // Steps from the backoff base, doubling up to 10 s between looks.
@@ -859,7 +859,7 @@ impl ChatClient {
                         delay.as_secs_f64(),
                         call.attempt,
                         self.limits.max_retries,
-                        one_line(&call.last_error, 300)
+                        crate::text::one_line(&call.last_error, 300)
                     );
                 }
                 delay
@@ -868,7 +868,10 @@ impl ChatClient {
             let _backoff = Entry::insert(
                 &self.activity.backoffs,
                 self.activity.id(),
-                (Instant::now() + delay, one_line(&call.last_error, 200)),
+                (
+                    Instant::now() + delay,
+                    crate::text::one_line(&call.last_error, 200),
+                ),
             );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -1056,7 +1059,7 @@ impl ChatClient {
                         self.endpoint.model,
                         self.endpoint.base_url,
                         param.field(),
-                        one_line(&message, 200)
+                        crate::text::one_line(&message, 200)
                     );
                 }
                 Next::Again
@@ -1402,16 +1405,6 @@ enum Next {
     },
     /// The call fails.
     Fail(LlmError),
-}
-
-/// `text` on one line, at most `max` characters.
-fn one_line(text: &str, max: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
-        flat
-    } else {
-        format!("{}…", flat.chars().take(max).collect::<String>())
-    }
 }
 
 /// How long a run may go without a request sent or a reply received before the watchdog says

@@ -368,7 +368,7 @@ pub(crate) fn classify(
         },
         s if s >= 500 => Verdict::Retry {
             after,
-            reason: format!("{status}: {}", truncate(&message, 160)),
+            reason: format!("{status}: {}", crate::text::truncate(&message, 160)),
             loading: s == 503 && lower.contains("loading"),
         },
         _ => Verdict::Fail(LlmError::BadRequest { status: s, message }),
@@ -467,14 +467,6 @@ fn secs(value: f64) -> Duration {
     Duration::try_from_secs_f64(value.max(0.0))
         .unwrap_or(MAX_WAIT)
         .min(MAX_WAIT)
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(max).collect::<String>())
-    }
 }
 
 /// Removes anything that looks like an API key from a message: the key itself, and `sk-…`

@@ -9,6 +9,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::one_line;
+
+/// A provider's error message is kept as one log-friendly line of at most this many characters:
+/// some servers put a whole Python traceback or an HTML page in the error body.
+const MESSAGE_CHARS: usize = 300;
+
 /// Who speaks a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -356,7 +362,7 @@ pub(crate) fn parse_error(body: &str) -> ApiError {
             let message = if looks_like_html(body) {
                 html_text(body)
             } else {
-                one_line(body)
+                one_line(body, MESSAGE_CHARS)
             };
             return ApiError {
                 message,
@@ -381,7 +387,7 @@ fn api_error(err: &serde_json::Value, whole: &serde_json::Value, body: &str) -> 
         .unwrap_or_else(|| body.to_string());
     let metadata = err.get("metadata");
     ApiError {
-        message: one_line(&message),
+        message: one_line(&message, MESSAGE_CHARS),
         kind: text(err.get("type")),
         code: text(err.get("code")),
         param: text(err.get("param")),
@@ -430,26 +436,7 @@ fn html_text(body: &str) -> String {
         Some(c) if !c[1].trim().is_empty() => c[1].to_string(),
         _ => TAG.replace_all(body, " ").into_owned(),
     };
-    format!("HTML page: {}", one_line(&text))
-}
-
-/// A provider message as one log-friendly line of at most 300 characters: some servers put a
-/// whole Python traceback or an HTML page in the error body.
-fn one_line(message: &str) -> String {
-    const MAX: usize = 300;
-    let mut out = String::with_capacity(message.len().min(MAX + 3));
-    for (i, word) in message.split_whitespace().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        out.push_str(word);
-        if out.chars().count() > MAX {
-            out = out.chars().take(MAX).collect();
-            out.push('…');
-            break;
-        }
-    }
-    out
+    format!("HTML page: {}", one_line(&text, MESSAGE_CHARS))
 }
 
 #[cfg(test)]

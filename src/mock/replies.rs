@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use crate::text::truncate;
 use crate::tokens::Tokenizer;
 
 /// The text between the fence lines (`<<<ARTICLE-…` … `ARTICLE-…>>>`) of the latest message
@@ -70,7 +71,9 @@ fn passages(text: &str) -> Vec<Passage> {
     out
 }
 
-fn clip(s: &str, max: usize) -> String {
+/// A quote cut to `max` characters with no mark: a prefix of the article's words is still the
+/// article's words, where [`truncate`]'s `…` would not be.
+fn quote_prefix(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
@@ -118,9 +121,9 @@ pub(super) fn reply_for(
             .take(6)
             .map(|p| {
                 if quoted {
-                    format!("- {}\n  > {}", clip(&p.text, 160), p.quote)
+                    format!("- {}\n  > {}", truncate(&p.text, 160), p.quote)
                 } else {
-                    format!("- {}", clip(&p.text, 160))
+                    format!("- {}", truncate(&p.text, 160))
                 }
             })
             .collect();
@@ -184,24 +187,24 @@ fn brief_reply(lines: &[Passage], numbered: bool, quotes: bool) -> String {
                 "Another point of the article.",
                 "A further point of the article.",
             ][i.min(2)];
-            let mut point = json!({"ko": clip(&p.text, 200), "en": en});
+            let mut point = json!({"ko": truncate(&p.text, 200), "en": en});
             if quotes {
-                point["quotes"] = json!([clip(&p.quote, 200)]);
+                point["quotes"] = json!([quote_prefix(&p.quote, 200)]);
             }
             point
         })
         .collect();
     let points = if points.is_empty() {
-        let mut point = json!({"ko": clip(&first, 200), "en": "The article's main point."});
+        let mut point = json!({"ko": truncate(&first, 200), "en": "The article's main point."});
         if quotes {
-            point["quotes"] = json!([clip(&first, 200)]);
+            point["quotes"] = json!([quote_prefix(&first, 200)]);
         }
         vec![point]
     } else {
         points
     };
     json!({
-        "title": {"ko": clip(&first, 60), "en": "A simulated brief"},
+        "title": {"ko": truncate(&first, 60), "en": "A simulated brief"},
         "summary": {"ko": lines.iter().take(2).map(|p| p.text.clone()).collect::<Vec<_>>().join(" "), "en": "This brief was written by the simulated provider from the article's first sentences."},
         "key_points": points,
         "entities": [],
