@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::brief::{BriefContent, Grounded, Quote, fields};
+use crate::brief::{BriefContent, Entity, Grounded, Quote, fields};
 use crate::figures::SourceFigures;
 use crate::text::name_key;
 
@@ -365,6 +365,18 @@ fn degenerate(c: &BriefContent, source_figures: usize) -> Vec<String> {
     warnings
 }
 
+/// Every text of one language side of a brief (fields ending in `suffix`, and that side of
+/// each entity), one per line.
+fn side(content: &BriefContent, suffix: &str, entity: fn(&Entity) -> &String) -> String {
+    fields(content)
+        .into_iter()
+        .filter(|(f, _)| f.ends_with(suffix))
+        .map(|(_, t)| t)
+        .chain(content.entities.iter().map(|e| entity(e).as_str()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Pinned names that appear in the source but whose pinned English rendering the brief's
 /// English text does not use.
 pub fn glossary_misses(
@@ -372,20 +384,8 @@ pub fn glossary_misses(
     source: &str,
     glossary: &BTreeMap<String, String>,
 ) -> Vec<GlossaryMiss> {
-    let english: String = fields(content)
-        .into_iter()
-        .filter(|(f, _)| f.ends_with(".en"))
-        .map(|(_, t)| t.to_lowercase())
-        .chain(content.entities.iter().map(|e| e.en.to_lowercase()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let korean: String = fields(content)
-        .into_iter()
-        .filter(|(f, _)| f.ends_with(".ko"))
-        .map(|(_, t)| t.to_string())
-        .chain(content.entities.iter().map(|e| e.ko.clone()))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let english = side(content, ".en", |e| &e.en).to_lowercase();
+    let korean = side(content, ".ko", |e| &e.ko);
     let mut misses = Vec::new();
     for (ko, en) in glossary {
         // Only names the brief talks about: in the source and in the brief's Korean.

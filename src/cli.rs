@@ -158,6 +158,17 @@ pub enum Command {
     MockProvider(MockProviderArgs),
 }
 
+/// `--model` and `--base-url`: every command that calls an endpoint takes them.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EndpointArgs {
+    /// Model id (overrides [endpoint] model).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Endpoint base URL, e.g. http://127.0.0.1:8080/v1 (overrides [endpoint] base_url).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
 /// `hanbrief summarize`
 #[derive(Debug, Args)]
 pub struct SummarizeArgs {
@@ -168,12 +179,8 @@ pub struct SummarizeArgs {
     /// Output folder (default: [output] dir from config).
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Model id (overrides [endpoint] model).
-    #[arg(long, value_name = "MODEL")]
-    pub model: Option<String>,
-    /// Endpoint base URL, e.g. http://127.0.0.1:8080/v1 (overrides [endpoint] base_url).
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
     /// Plan only: tokens, chunks, calls and estimated cost per article; no network, no files.
     #[arg(long)]
     pub dry_run: bool,
@@ -232,12 +239,8 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Args)]
 pub struct ConfigShowArgs {
-    /// Model id (overrides [endpoint] model).
-    #[arg(long, value_name = "MODEL")]
-    pub model: Option<String>,
-    /// Endpoint base URL (overrides [endpoint] base_url).
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
 }
 
 #[derive(Debug, Args)]
@@ -245,12 +248,8 @@ pub struct ConfigCheckArgs {
     /// Also make one tiny call to prove that the endpoint, key and model work.
     #[arg(long)]
     pub ping: bool,
-    /// Model id (overrides [endpoint] model).
-    #[arg(long, value_name = "MODEL")]
-    pub model: Option<String>,
-    /// Endpoint base URL (overrides [endpoint] base_url).
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -434,12 +433,8 @@ pub struct DigestArgs {
     /// take on the day).
     #[arg(long)]
     pub force: bool,
-    /// Model id (overrides [endpoint] model).
-    #[arg(long, value_name = "MODEL")]
-    pub model: Option<String>,
-    /// Endpoint base URL (overrides [endpoint] base_url).
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
     /// Batch mode: the digest's calls go through the provider's Batch API (half the price,
     /// within 24 hours).
     #[arg(long)]
@@ -474,12 +469,8 @@ pub struct EvalArgs {
     /// One JSON object on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Model id (overrides [endpoint] model).
-    #[arg(long, value_name = "MODEL")]
-    pub model: Option<String>,
-    /// Endpoint base URL (overrides [endpoint] base_url).
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
     /// Exit 1 when fact coverage is below RATE (0.8 or 80%).
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub min_coverage: Option<f64>,

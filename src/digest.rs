@@ -503,16 +503,13 @@ impl<'a> Digester<'a> {
             );
             let mut next = Vec::new();
             for group in groups {
-                let call = JsonCall {
-                    client: self.client,
-                    prompts: self.prompts,
-                    format: stories_format("digest_stories", false),
-                    max_tokens: self.settings.digest.max_tokens,
-                    purpose: Purpose::DigestMap,
-                    what: "list of stories",
-                    counted: None,
-                };
-                let stories = call
+                let stories = self
+                    .call(
+                        "digest_stories",
+                        false,
+                        Purpose::DigestMap,
+                        "list of stories",
+                    )
                     .run(
                         self.messages("digest_map.md", date, &group)?,
                         parse_stories,
@@ -553,16 +550,8 @@ impl<'a> Digester<'a> {
             }
             items = next;
         }
-        let call = JsonCall {
-            client: self.client,
-            prompts: self.prompts,
-            format: stories_format("digest", true),
-            max_tokens: self.settings.digest.max_tokens,
-            purpose: Purpose::Digest,
-            what: "digest",
-            counted: None,
-        };
-        let reply = call
+        let reply = self
+            .call("digest", true, Purpose::Digest, "digest")
             .run(
                 self.messages("digest.md", date, &items)?,
                 parse_digest,
@@ -570,6 +559,26 @@ impl<'a> Digester<'a> {
             )
             .await?;
         Ok(self.assemble(briefs, date, reply, tally))
+    }
+
+    /// A digest call: stories (with the digest's title and overview when `with_header`) in the
+    /// JSON shape named `schema`.
+    fn call(
+        &self,
+        schema: &'static str,
+        with_header: bool,
+        purpose: Purpose,
+        what: &'static str,
+    ) -> JsonCall<'_> {
+        JsonCall {
+            client: self.client,
+            prompts: self.prompts,
+            format: stories_format(schema, with_header),
+            max_tokens: self.settings.digest.max_tokens,
+            purpose,
+            what,
+            counted: None,
+        }
     }
 
     /// Splits items into groups that each fit one `digest_map` call.

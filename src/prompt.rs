@@ -19,63 +19,51 @@ pub struct Builtin {
     pub purpose: &'static str,
 }
 
+/// A [`Builtin`] from `prompts/NAME`.
+macro_rules! builtin {
+    ($name:literal, $purpose:literal) => {
+        Builtin {
+            name: $name,
+            text: include_str!(concat!("../prompts/", $name)),
+            purpose: $purpose,
+        }
+    };
+}
+
 /// The built-in templates, in the order the pipeline uses them.
 pub const BUILTINS: &[Builtin] = &[
-    Builtin {
-        name: "system.md",
-        text: include_str!("../prompts/system.md"),
-        purpose: "the system message of every call",
-    },
-    Builtin {
-        name: "format.md",
-        text: include_str!("../prompts/format.md"),
-        purpose: "the JSON shape of a brief with its quotes, included by brief.md and reduce.md",
-    },
-    Builtin {
-        name: "brief.md",
-        text: include_str!("../prompts/brief.md"),
-        purpose: "a whole article → a brief, in one call",
-    },
-    Builtin {
-        name: "map.md",
-        text: include_str!("../prompts/map.md"),
-        purpose: "one chunk of a long article → notes",
-    },
-    Builtin {
-        name: "collapse.md",
-        text: include_str!("../prompts/collapse.md"),
-        purpose: "several chunks' notes → shorter notes (when notes overflow one call)",
-    },
-    Builtin {
-        name: "reduce.md",
-        text: include_str!("../prompts/reduce.md"),
-        purpose: "all notes of an article → a brief",
-    },
-    Builtin {
-        name: "repair.md",
-        text: include_str!("../prompts/repair.md"),
-        purpose: "asks once more when a reply is not a valid brief",
-    },
-    Builtin {
-        name: "ground.md",
-        text: include_str!("../prompts/ground.md"),
-        purpose: "asks once more when key points or figures do not quote the article word for word",
-    },
-    Builtin {
-        name: "select.md",
-        text: include_str!("../prompts/select.md"),
-        purpose: "the article's picked sentences → a brief (strategy \"select\")",
-    },
-    Builtin {
-        name: "digest.md",
-        text: include_str!("../prompts/digest.md"),
-        purpose: "news items → the daily digest (title, overview, stories by topic)",
-    },
-    Builtin {
-        name: "digest_map.md",
-        text: include_str!("../prompts/digest_map.md"),
-        purpose: "a group of news items → stories (when the briefs overflow one digest call)",
-    },
+    builtin!("system.md", "the system message of every call"),
+    builtin!(
+        "format.md",
+        "the JSON shape of a brief with its quotes, included by brief.md and reduce.md"
+    ),
+    builtin!("brief.md", "a whole article → a brief, in one call"),
+    builtin!("map.md", "one chunk of a long article → notes"),
+    builtin!(
+        "collapse.md",
+        "several chunks' notes → shorter notes (when notes overflow one call)"
+    ),
+    builtin!("reduce.md", "all notes of an article → a brief"),
+    builtin!(
+        "repair.md",
+        "asks once more when a reply is not a valid brief"
+    ),
+    builtin!(
+        "ground.md",
+        "asks once more when key points or figures do not quote the article word for word"
+    ),
+    builtin!(
+        "select.md",
+        "the article's picked sentences → a brief (strategy \"select\")"
+    ),
+    builtin!(
+        "digest.md",
+        "news items → the daily digest (title, overview, stories by topic)"
+    ),
+    builtin!(
+        "digest_map.md",
+        "a group of news items → stories (when the briefs overflow one digest call)"
+    ),
 ];
 
 /// A template failed to load or render.

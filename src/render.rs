@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::brief::{Brief, Grounded};
+use crate::brief::{Brief, BriefUsage, Grounded};
+use crate::check::FigureCheck;
 use crate::digest::Digest;
 
 /// A brief in Markdown: Korean first, English under it, warnings at the top, and under each key
@@ -16,16 +17,10 @@ pub fn brief(b: &Brief) -> String {
     let _ = writeln!(md, "# {}\n", c.title.ko);
     let _ = writeln!(md, "*{}*\n", c.title.en);
     if !b.checks.unsupported_figures.is_empty() {
-        let list = b
-            .checks
-            .unsupported_figures
-            .iter()
-            .map(|f| format!("`{}`", f.text))
-            .collect::<Vec<_>>()
-            .join(", ");
         let _ = writeln!(
             md,
-            "> ⚠️ **원문에서 확인되지 않은 수치 · Figures not found in the source:** {list}\n"
+            "> ⚠️ **원문에서 확인되지 않은 수치 · Figures not found in the source:** {}\n",
+            figure_list(&b.checks.unsupported_figures)
         );
     }
     if !b.checks.unknown_entities.is_empty() {
@@ -103,10 +98,9 @@ pub fn brief(b: &Brief) -> String {
         md.push('\n');
     }
     let s = &b.source;
-    let u = &b.usage;
     let _ = writeln!(
         md,
-        "---\n<sub>Source: `{}` · {} · {} → {} chars · {} tokens · {} chunk{} · {} · {} call{}{} · {} · {}</sub>",
+        "---\n<sub>Source: `{}` · {} · {} → {} chars · {} tokens · {} chunk{} · {} · {}</sub>",
         s.path,
         s.encoding,
         group(s.chars_raw),
@@ -114,15 +108,7 @@ pub fn brief(b: &Brief) -> String {
         group(s.tokens),
         s.chunks,
         if s.chunks == 1 { "" } else { "s" },
-        u.model,
-        u.calls,
-        if u.calls == 1 { "" } else { "s" },
-        if u.cached_calls > 0 {
-            format!(" (+{} cached)", u.cached_calls)
-        } else {
-            String::new()
-        },
-        crate::pricing::usd(u.cost_usd),
+        usage(&b.usage),
         b.generated_at,
     );
     md
@@ -196,16 +182,10 @@ pub fn digest(d: &Digest, briefs: &Path, from: &Path) -> String {
     let _ = writeln!(md, "*{}*\n", d.title.en);
     let _ = writeln!(md, "{}\n\n{}\n", d.overview.ko, d.overview.en);
     if !d.checks.unsupported_figures.is_empty() {
-        let list: Vec<String> = d
-            .checks
-            .unsupported_figures
-            .iter()
-            .map(|f| format!("`{}`", f.text))
-            .collect();
         let _ = writeln!(
             md,
             "> ⚠️ **출처 브리프에 없는 수치 · Figures not in the sources:** {}\n",
-            list.join(", ")
+            figure_list(&d.checks.unsupported_figures)
         );
     }
     for w in &d.checks.warnings {
@@ -229,11 +209,29 @@ pub fn digest(d: &Digest, briefs: &Path, from: &Path) -> String {
             let _ = writeln!(md, "출처 · Sources: {}\n", links.join(" · "));
         }
     }
-    let u = &d.usage;
     let _ = writeln!(
         md,
-        "---\n<sub>{} · {} · {} call{}{} · {} · {}</sub>",
+        "---\n<sub>{} · {} · {}</sub>",
         crate::console::count(d.briefs as u64, "brief", "briefs"),
+        usage(&d.usage),
+        d.generated_at
+    );
+    md
+}
+
+/// Figures for a warning line: `` `19.1 trillion`, `45%` ``.
+fn figure_list(figures: &[FigureCheck]) -> String {
+    figures
+        .iter()
+        .map(|f| format!("`{}`", f.text))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A footer's account of the calls: `gpt-4.1-mini · 3 calls (+1 cached) · $0.0012`.
+fn usage(u: &BriefUsage) -> String {
+    format!(
+        "{} · {} call{}{} · {}",
         u.model,
         u.calls,
         if u.calls == 1 { "" } else { "s" },
@@ -242,10 +240,8 @@ pub fn digest(d: &Digest, briefs: &Path, from: &Path) -> String {
         } else {
             String::new()
         },
-        crate::pricing::usd(u.cost_usd),
-        d.generated_at
-    );
-    md
+        crate::pricing::usd(u.cost_usd)
+    )
 }
 
 /// `target` relative to folder `from` (both relative to the same base, or both absolute).

@@ -2,10 +2,13 @@
 //! masked), and a check of the settings, the prompts and optionally the endpoint.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::Result;
 use serde_json::json;
 
+use super::load_settings;
+use crate::cli::ConfigCommand;
 use crate::config::{Settings, Source};
 use crate::console;
 use crate::error::{EXIT_OK, EXIT_PROVIDER, EXIT_USAGE};
@@ -15,8 +18,25 @@ use crate::prompt::Prompts;
 use crate::schedule::ScheduleError;
 use crate::tokens::Tokenizer;
 
+/// `hanbrief config show|check`.
+pub(super) async fn run(config_flag: &Option<PathBuf>, cmd: ConfigCommand) -> Result<u8> {
+    match cmd {
+        ConfigCommand::Show(args) => {
+            show(&load_settings(config_flag, args.endpoint.into())?)?;
+            Ok(EXIT_OK)
+        }
+        ConfigCommand::Check(args) => {
+            check(
+                &load_settings(config_flag, args.endpoint.into())?,
+                args.ping,
+            )
+            .await
+        }
+    }
+}
+
 /// `hanbrief config show`: every setting with its value and where it came from.
-pub(super) fn show(settings: &Settings) -> Result<()> {
+fn show(settings: &Settings) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match &settings.config_file {
         Some(f) => writeln!(out, "# config file: {}", f.display())?,
@@ -197,7 +217,7 @@ fn sources(settings: &Settings) -> String {
 
 /// `hanbrief config check [--ping]`: the settings, prompts, schedule, key and price; with
 /// `--ping`, one tiny call. Errors exit 2, before any call.
-pub(super) async fn check(settings: &Settings, ping: bool) -> Result<u8> {
+async fn check(settings: &Settings, ping: bool) -> Result<u8> {
     let f = findings(settings);
     for note in &f.notes {
         console::info(&format!("note: {note}"), json!({"note": note}));
@@ -278,7 +298,7 @@ pub(super) async fn check(settings: &Settings, ping: bool) -> Result<u8> {
                 &format!(
                     "ping ok: {} answered {:?} in {:.1}s ({} prompt + {} completion tokens)",
                     settings.endpoint.model,
-                    crate::text::truncate(r.content.trim(), 40),
+                    r.content.trim().chars().take(40).collect::<String>(),
                     started.elapsed().as_secs_f64(),
                     r.usage.prompt_tokens,
                     r.usage.completion_tokens

@@ -8,12 +8,11 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::load_settings;
-use super::signal::install_signal_handlers;
+use super::signal::shutdown_on_signals;
 use crate::cli::DigestArgs;
 use crate::config::Overrides;
 use crate::console::{self, count};
 use crate::error::{EXIT_ARTICLES_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER};
-use crate::pipeline::Shutdown;
 
 /// `hanbrief digest`: one digest of the briefs folder (or those since `--since`); the paths of
 /// the written files on stdout, the summary on stderr.
@@ -22,10 +21,8 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
     let settings = load_settings(
         config_flag,
         Overrides {
-            model: args.model,
-            base_url: args.base_url,
             batch: args.batch,
-            ..Default::default()
+            ..args.endpoint.into()
         },
     )?;
     let dir = args
@@ -54,8 +51,7 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
             .fixed_offset()
     });
-    let shutdown = Shutdown::default();
-    install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);
+    let shutdown = shutdown_on_signals(settings.limits.shutdown_grace);
     match crate::digest::run(
         &settings,
         &dir,

@@ -8,12 +8,11 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 
 use super::load_settings;
-use super::signal::install_signal_handlers;
+use super::signal::shutdown_on_signals;
 use crate::cli::EvalArgs;
 use crate::config::Overrides;
 use crate::error::{EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER, EXIT_QUALITY};
 use crate::eval::EvalReport;
-use crate::pipeline::Shutdown;
 
 /// `hanbrief eval`: the real pipeline over a set with known facts, scored; the report on stdout.
 /// Exit 3 or 130 as the run's (the provider refused us, or a signal stopped it: the scores
@@ -22,10 +21,8 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: EvalArgs) -> Result
     let settings = load_settings(
         config_flag,
         Overrides {
-            model: args.model.clone(),
-            base_url: args.base_url.clone(),
             batch: args.batch,
-            ..Default::default()
+            ..args.endpoint.clone().into()
         },
     )?;
     let temp;
@@ -36,8 +33,7 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: EvalArgs) -> Result
             temp.path().to_path_buf()
         }
     };
-    let shutdown = Shutdown::default();
-    install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);
+    let shutdown = shutdown_on_signals(settings.limits.shutdown_grace);
     let report = crate::eval::run(&settings, &args.set, &out, &shutdown).await?;
     let mut stdout = std::io::stdout().lock();
     if args.json {

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{Cli, Command, EndpointArgs};
 use crate::config::{Overrides, Settings};
 use crate::error::EXIT_OK;
 
@@ -30,29 +30,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Summarize(args) => summarize::run(&cli.global, args).await,
         Command::Inspect(args) => inspect::run(&cli.global.config, args),
-        Command::Config(ConfigCommand::Show(args)) => {
-            let settings = load_settings(
-                &cli.global.config,
-                Overrides {
-                    model: args.model,
-                    base_url: args.base_url,
-                    ..Default::default()
-                },
-            )?;
-            config::show(&settings)?;
-            Ok(EXIT_OK)
-        }
-        Command::Config(ConfigCommand::Check(args)) => {
-            let settings = load_settings(
-                &cli.global.config,
-                Overrides {
-                    model: args.model,
-                    base_url: args.base_url,
-                    ..Default::default()
-                },
-            )?;
-            config::check(&settings, args.ping).await
-        }
+        Command::Config(cmd) => config::run(&cli.global.config, cmd).await,
         Command::Prompts(cmd) => prompts::run(&cli.global.config, cmd),
         Command::MockProvider(args) => mock_provider::run(args).await,
         Command::Cache(args) => cache::run(&cli.global.config, args).await,
@@ -79,4 +57,14 @@ fn load_settings(config_flag: &Option<PathBuf>, overrides: Overrides) -> Result<
     let env = crate::config::process_env();
     let file = crate::config::locate_config_file(config_flag.as_deref(), &env);
     Ok(crate::config::load(file.as_deref(), &env, &overrides)?)
+}
+
+impl From<EndpointArgs> for Overrides {
+    fn from(a: EndpointArgs) -> Overrides {
+        Overrides {
+            model: a.model,
+            base_url: a.base_url,
+            ..Default::default()
+        }
+    }
 }

@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::load_settings;
-use super::signal::install_signal_handlers;
+use super::signal::shutdown_on_signals;
 use crate::cli::ScheduleArgs;
 use crate::config::Overrides;
-use crate::pipeline::Shutdown;
 
 /// `hanbrief schedule`: runs until a signal; the exit code is the scheduler's.
 pub(super) async fn run(config_flag: &Option<PathBuf>, args: ScheduleArgs) -> Result<u8> {
@@ -21,7 +20,6 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: ScheduleArgs) -> Re
             ..Default::default()
         },
     )?;
-    let shutdown = Shutdown::default();
-    install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);
+    let shutdown = shutdown_on_signals(settings.limits.shutdown_grace);
     Ok(crate::schedule::run(&settings, &shutdown, args.once).await?)
 }

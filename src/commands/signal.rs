@@ -9,10 +9,17 @@ use crate::pipeline::Shutdown;
 /// exits anyway.
 const AFTER_ABORT: Duration = Duration::from_secs(3);
 
-/// First SIGINT/SIGTERM: start nothing new, let calls in flight finish for up to `grace`, then
-/// drop them (the clients' abort token) and, if the command has still not returned
-/// [`AFTER_ABORT`] later, exit with 130. A second signal exits at once.
-pub(super) fn install_signal_handlers(shutdown: Shutdown, grace: Duration) {
+/// The stop tokens of a command, cancelled by signals: the first SIGINT/SIGTERM starts nothing
+/// new and lets calls in flight finish for up to `grace`, then drops them (the clients' abort
+/// token) and, if the command has still not returned [`AFTER_ABORT`] later, exits with 130. A
+/// second signal exits at once.
+pub(super) fn shutdown_on_signals(grace: Duration) -> Shutdown {
+    let shutdown = Shutdown::default();
+    install(shutdown.clone(), grace);
+    shutdown
+}
+
+fn install(shutdown: Shutdown, grace: Duration) {
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::warn!(

@@ -8,13 +8,13 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::load_settings;
-use super::signal::install_signal_handlers;
+use super::signal::shutdown_on_signals;
 use crate::cli::{GlobalArgs, LogFormat, SummarizeArgs};
 use crate::config::Overrides;
 use crate::console::{self, count};
 use crate::error::{EXIT_ARTICLES_FAILED, EXIT_OK};
 use crate::llm::ApiKey;
-use crate::pipeline::{self, RunOptions, Shutdown};
+use crate::pipeline::{self, RunOptions};
 use crate::progress::{Display, Mode, Progress};
 use crate::render;
 
@@ -25,12 +25,10 @@ pub(super) async fn run(global: &GlobalArgs, args: SummarizeArgs) -> Result<u8> 
     let mut settings = load_settings(
         &global.config,
         Overrides {
-            model: args.model,
-            base_url: args.base_url,
             max_in_flight: args.jobs,
             output_dir: args.out,
             batch: args.batch,
-            ..Default::default()
+            ..args.endpoint.into()
         },
     )?;
     if !args.format.is_empty() {
@@ -48,8 +46,7 @@ pub(super) async fn run(global: &GlobalArgs, args: SummarizeArgs) -> Result<u8> 
         jsonl: args.format.contains(&OutputFormat::Jsonl),
         no_wait: args.no_wait,
     };
-    let shutdown = Shutdown::default();
-    install_signal_handlers(shutdown.clone(), settings.limits.shutdown_grace);
+    let shutdown = shutdown_on_signals(settings.limits.shutdown_grace);
     if !opts.dry_run && ApiKey::from_env(&settings.endpoint.api_key_env).is_none() {
         tracing::info!(
             "{} is not set: calling {} without an API key",
