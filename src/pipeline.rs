@@ -382,6 +382,8 @@ pub async fn run(
             Ok(Step::Collected) => {}
             Ok(Step::LeftInFlight) | Err(LlmError::Cancelled) => break,
             Ok(Step::Idle) => {
+                // Logged like every error that stops a run (the summary points at it).
+                tracing::error!("batch mode: no batch left to wait for");
                 batch_stopped = Some("no batch left to wait for".into());
                 break;
             }
@@ -466,7 +468,9 @@ pub async fn run(
         base_url: settings.endpoint.base_url.clone(),
         dry_run: opts.dry_run,
         stopped: match (&fatal, interrupted, &batch_stopped) {
-            (Some(e), _, _) => Some(format!("the provider refused us: {e}")),
+            // Each fatal error says what it is ("the provider refused the API key", "cannot
+            // reach the endpoint at …"); not every one is the provider refusing us.
+            (Some(e), _, _) => Some(e.to_string()),
             (None, _, Some(why)) => Some(format!("batch mode stopped: {why}")),
             (None, true, None) => Some("interrupted by a signal".to_string()),
             _ => None,
@@ -541,6 +545,8 @@ impl Context<'_> {
                 cached = report.cached_calls,
                 "written"
             ),
+            // The error that stopped the run was just logged, once, as an error.
+            Status::Failed if self.stopped_the_run(&report) => {}
             Status::Failed => tracing::warn!(
                 path = %report.path,
                 reason = report.reason.as_deref().unwrap_or(""),
@@ -963,6 +969,14 @@ impl Context<'_> {
             }
         }
         Some(e.to_string())
+    }
+
+    /// Whether `report` is the article whose call met the error that stopped the run.
+    fn stopped_the_run(&self, report: &ArticleReport) -> bool {
+        let fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        fatal
+            .as_ref()
+            .is_some_and(|e| report.reason.as_deref() == Some(e.to_string().as_str()))
     }
 
     fn failed(&self, mut report: ArticleReport, e: ArticleError) -> ArticleReport {

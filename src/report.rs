@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::EXIT_PROVIDER;
+
 /// What happened to one article.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -202,8 +204,14 @@ impl RunReport {
                 _ => continue,
             };
             let reason = a.reason.as_deref().unwrap_or("");
+            // The error that stopped the run was logged when it happened; once is enough.
+            let shown = if self.exit_code == EXIT_PROVIDER && a.reason == self.stopped {
+                "its call met the error above, which stopped the run"
+            } else {
+                reason
+            };
             lines.push((
-                format!("  {status}  {}: {reason}", a.path),
+                format!("  {status}  {}: {shown}", a.path),
                 serde_json::json!({"path": a.path, "status": a.status, "reason": reason}),
             ));
         }
@@ -277,10 +285,12 @@ impl RunReport {
             ));
         }
         if let Some(why) = &self.stopped {
-            lines.push((
-                format!("stopped early: {why}"),
-                serde_json::json!({"stopped": why}),
-            ));
+            let text = if self.exit_code == EXIT_PROVIDER {
+                "stopped early by the error above: no other call was sent".to_string()
+            } else {
+                format!("stopped early: {why}")
+            };
+            lines.push((text, serde_json::json!({"stopped": why})));
         }
         lines
     }

@@ -291,10 +291,8 @@ async fn tick(settings: &Settings, shutdown: &Shutdown, at: DateTime<Tz>) -> u8 
         return EXIT_INTERRUPTED;
     }
     if report.exit_code == crate::error::EXIT_PROVIDER {
-        tracing::error!(
-            "the provider refused this tick ({}); the next tick tries again",
-            report.stopped.as_deref().unwrap_or("")
-        );
+        // The error itself was logged when it happened.
+        tracing::error!("this tick stopped early on the error above; the next tick tries again");
     }
     let new: Vec<PathBuf> = report
         .articles

@@ -46,7 +46,12 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: EvalArgs) -> Result
         crate::console::error(
             &format!(
                 "hanbrief: the eval run stopped early ({}); the scores above are partial",
-                report.stopped.as_deref().unwrap_or("see the log")
+                // The provider's error was logged when it happened: not twice.
+                if report.exit_code == EXIT_PROVIDER {
+                    "on the error above"
+                } else {
+                    report.stopped.as_deref().unwrap_or("see the log")
+                }
             ),
             serde_json::json!({"exit_code": report.exit_code}),
         );

@@ -278,6 +278,11 @@ pub struct ChatClient {
     /// structured-output mode before the others start.
     probe: tokio::sync::Mutex<()>,
     probed: std::sync::atomic::AtomicBool,
+    /// Something at the endpoint has answered in this run (any HTTP status). Until then a
+    /// connection that cannot be made fails at once: nothing is listening, or the name is wrong,
+    /// and retrying for half a minute would only hide it. After, it is retried (a server
+    /// restarting mid-run must not fail the run).
+    answered: std::sync::atomic::AtomicBool,
     /// The first error that stops the run; every later call fails with it without sending.
     fatal: std::sync::OnceLock<LlmError>,
     /// Batch mode: where calls the cache cannot answer go instead of being sent.
@@ -397,6 +402,7 @@ impl ChatClient {
             stats,
             probe: tokio::sync::Mutex::new(()),
             probed: std::sync::atomic::AtomicBool::new(false),
+            answered: std::sync::atomic::AtomicBool::new(false),
             fatal: std::sync::OnceLock::new(),
             deferral: None,
             quirks: Quirks::new(&endpoint.base_url, &endpoint.model),
@@ -608,6 +614,7 @@ impl ChatClient {
             grew: false,
             attempt: 0,
             connect_failures: 0,
+            last_cause: String::new(),
             relearned: 0,
             loading_since: None,
             loading_waits: 0,
@@ -764,11 +771,28 @@ impl ChatClient {
                         &request, &mut call, status, &headers, &api, &body, mode, sent, counted,
                     )
                 }
+                Outcome::Transport {
+                    message,
+                    connect: Some(cause),
+                } if !self.answered.load(Ordering::Acquire) => {
+                    // Nothing has ever answered: the same address will not answer a second
+                    // later either. Fail now, with the cause in a few words.
+                    tracing::debug!(error = %message, "cannot connect; nothing has answered yet");
+                    Next::Fail(LlmError::Unreachable {
+                        url: self.endpoint.base_url.clone(),
+                        cause,
+                        attempts: call.attempt + 1,
+                    })
+                }
                 Outcome::Transport { message, connect } => {
-                    if connect {
-                        call.connect_failures += 1;
-                    }
-                    call.last_error = message;
+                    call.last_error = match connect {
+                        Some(cause) => {
+                            call.connect_failures += 1;
+                            call.last_cause = cause.clone();
+                            format!("cannot connect: {cause}")
+                        }
+                        None => message,
+                    };
                     Next::Retry {
                         wait: None,
                         loading: false,
@@ -824,8 +848,8 @@ impl ChatClient {
                     if call.connect_failures == call.attempt {
                         return Err(LlmError::Unreachable {
                             url: self.endpoint.base_url.clone(),
+                            cause: call.last_cause,
                             attempts: call.attempt,
-                            message: call.last_error,
                         });
                     }
                     return Err(LlmError::RetriesExhausted {
@@ -1267,6 +1291,7 @@ impl ChatClient {
             Ok(r) => r,
             Err(e) => return self.transport(e),
         };
+        self.answered.store(true, Ordering::Release);
         let status = response.status();
         let headers = response.headers().clone();
         // An error's body only gives its message: the first part is enough.
@@ -1354,7 +1379,9 @@ impl ChatClient {
         }
         Outcome::Transport {
             message: self.redacted(&format!("{kind} ({detail})")),
-            connect: e.is_connect(),
+            connect: e
+                .is_connect()
+                .then(|| self.redacted(&connect_cause(&e, self.endpoint.connect_timeout))),
         }
     }
 
@@ -1372,6 +1399,8 @@ struct Call {
     /// Retries spent.
     attempt: u32,
     connect_failures: u32,
+    /// Why the last connection could not be made, in a few words.
+    last_cause: String,
     /// Immediate re-sends after learning something (a refused parameter, the server's window).
     relearned: u32,
     /// When the server was first seen loading its model, and how often it was waited for.
@@ -1496,10 +1525,63 @@ enum Outcome {
     },
     Transport {
         message: String,
-        connect: bool,
+        /// Why no connection could be made, in a few words; `None` when one was (a timeout or
+        /// a reset after it).
+        connect: Option<String>,
     },
     /// A success whose body passed [`MAX_REPLY_BYTES`]: not read further, not retried.
     TooLarge,
+}
+
+/// Why a connection could not be made, in a few words a user can act on: "connection refused
+/// (nothing listens at host:port)", "the host name `x` does not resolve (…)", "no connection
+/// within 10 s", or else the innermost error's own words. reqwest's message for these is a
+/// chain of five wrappers around one of them.
+fn connect_cause(e: &reqwest::Error, connect_timeout: Duration) -> String {
+    let url = e.url();
+    let host = url.and_then(|u| u.host_str()).unwrap_or("the host");
+    let port = url.and_then(|u| u.port_or_known_default());
+    let place = port.map_or(host.to_string(), |p| format!("{host}:{p}"));
+    let chain: Vec<&(dyn std::error::Error + 'static)> =
+        std::iter::successors(std::error::Error::source(e), |s| s.source()).collect();
+    // hyper-util wraps a resolver's failure in a `ConnectError` that reads "dns error"
+    // (hyper-util, src/client/legacy/connect/http.rs: `ConnectError::dns`).
+    if let Some(i) = chain.iter().position(|s| s.to_string() == "dns error") {
+        // The innermost cause is the resolver's own words (reqwest puts one more wrapper,
+        // "error resolving DNS", in between).
+        let why = chain[i + 1..].last().map(|s| s.to_string());
+        return match why {
+            Some(why) => format!("the host name `{host}` does not resolve (DNS: {why})"),
+            None => format!("the host name `{host}` does not resolve (DNS)"),
+        };
+    }
+    for s in &chain {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind;
+            match io.kind() {
+                ErrorKind::ConnectionRefused => {
+                    return format!("connection refused (nothing listens at {place})");
+                }
+                ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => {
+                    return format!("no route to {place} ({io})");
+                }
+                ErrorKind::TimedOut => {
+                    return format!("no connection to {place} within the time allowed ({io})");
+                }
+                _ => {}
+            }
+        }
+    }
+    if e.is_timeout() {
+        return format!(
+            "no connection to {place} within {} s (endpoint.connect_timeout)",
+            connect_timeout.as_secs()
+        );
+    }
+    match chain.last() {
+        Some(inner) => format!("{inner} ({place})"),
+        None => format!("{e}"),
+    }
 }
 
 /// The most of a reply body that is read. A chat completion is far smaller (a 128k-token
@@ -1570,6 +1652,171 @@ fn cache_key(endpoint: &EndpointSettings, messages: &[Message], request: &ChatRe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::collections::BTreeMap;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::super::types::Purpose;
+    use crate::config::{Overrides, Settings, load};
+
+    fn settings(base_url: &str) -> Settings {
+        let mut s = load(
+            None,
+            &BTreeMap::new(),
+            &Overrides {
+                base_url: Some(base_url.to_string()),
+                model: Some("test-model".into()),
+                ..Default::default()
+            },
+        )
+        .expect("the defaults load");
+        s.limits.max_retries = 8;
+        s.limits.backoff_base = Duration::from_millis(50);
+        s.limits.backoff_max = Duration::from_millis(300);
+        s.endpoint.connect_timeout = Duration::from_secs(5);
+        s
+    }
+
+    fn client(s: &Settings) -> ChatClient {
+        ChatClient::new(
+            &s.endpoint,
+            &s.limits,
+            Tokenizer::new(s.chunking.encoding),
+            None,
+            CancellationToken::new(),
+        )
+        .expect("the client builds")
+    }
+
+    fn request() -> ChatRequest {
+        ChatRequest {
+            messages: vec![Message::user("안녕하세요")],
+            max_tokens: 16,
+            format: ReplyFormat::Text,
+            purpose: Purpose::Ping,
+            partial_ok: false,
+            counted: None,
+        }
+    }
+
+    /// A port on loopback that nothing listens on (bound, then closed).
+    async fn closed_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    /// Answers one chat completion on `listener`'s next connection, then closes it.
+    async fn answer_once(listener: &TcpListener) {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The request's headers, then as many body bytes as Content-Length says.
+        loop {
+            let n = socket.read(&mut buf).await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if seen.len() >= end + 4 + length {
+                    break;
+                }
+            }
+            assert!(n > 0, "the client hung up mid-request");
+        }
+        let body = r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"네"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":1}}"#;
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        socket.write_all(reply.as_bytes()).await.unwrap();
+        socket.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_fails_at_once_when_nothing_has_answered() {
+        let port = closed_port().await;
+        let client = client(&settings(&format!("http://127.0.0.1:{port}/v1")));
+        let e = client.chat(request()).await.unwrap_err();
+        match &e {
+            LlmError::Unreachable {
+                cause, attempts, ..
+            } => {
+                assert_eq!(*attempts, 1, "{e}");
+                assert!(cause.starts_with("connection refused"), "{cause}");
+                assert!(cause.contains(&format!("127.0.0.1:{port}")), "{cause}");
+            }
+            other => panic!("not unreachable: {other}"),
+        }
+        assert_eq!(client.stats().retries.load(Ordering::Relaxed), 0);
+        assert!(e.is_fatal());
+        // One sentence, without reqwest's chain of wrappers.
+        assert!(!e.to_string().contains("error sending request"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_host_name_that_does_not_resolve_is_named() {
+        // A resolver that fails, as the system's does for an unknown name: reqwest wraps its
+        // error as it wraps getaddrinfo's, and nothing leaves loopback.
+        struct NoSuchHost;
+        impl reqwest::dns::Resolve for NoSuchHost {
+            fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+                Box::pin(async {
+                    Err::<reqwest::dns::Addrs, _>(
+                        std::io::Error::other("Name or service not known").into(),
+                    )
+                })
+            }
+        }
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .dns_resolver(Arc::new(NoSuchHost))
+            .build()
+            .unwrap();
+        let e = http
+            .get("http://no-such-host.example/v1/models")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(e.is_connect(), "{e:?}");
+        let cause = connect_cause(&e, Duration::from_secs(10));
+        assert_eq!(
+            cause,
+            "the host name `no-such-host.example` does not resolve (DNS: Name or service not \
+             known)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_answered_and_restarts_is_waited_for() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = client(&settings(&format!("http://{addr}/v1")));
+        let first = tokio::spawn(async move {
+            answer_once(&listener).await;
+            // The server goes away: connections are refused until it is back.
+        });
+        client.chat(request()).await.expect("the first call");
+        first.await.unwrap();
+        let back = tokio::spawn(async move {
+            // Back after a few refused attempts (the backoff starts at 50 ms).
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let listener = TcpListener::bind(addr).await.expect("the port again");
+            answer_once(&listener).await;
+        });
+        let reply = client.chat(request()).await;
+        back.await.unwrap();
+        assert_eq!(reply.expect("the call after the restart").content, "네");
+        assert!(client.stats().retries.load(Ordering::Relaxed) >= 1);
+    }
 
     #[test]
     fn api_keys_never_print() {

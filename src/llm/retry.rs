@@ -39,14 +39,18 @@ pub enum LlmError {
          endpoint.base_url (it should end before /chat/completions) and endpoint.model"
     )]
     NotFound { model: String, message: String },
+    /// No connection could be made. `cause` is a few words ("connection refused", the host
+    /// name that did not resolve); `attempts` is 1 when nothing had answered in this run (the
+    /// call is not retried), more when a server that answered earlier went away.
     #[error(
-        "cannot reach the endpoint at {url} after {attempts} attempts: {message}. Is the server \
-         running, and is endpoint.base_url right?"
+        "cannot reach the endpoint at {url}: {cause}{}. Is the server running, and is \
+         endpoint.base_url right?",
+        after_attempts(*attempts)
     )]
     Unreachable {
         url: String,
+        cause: String,
         attempts: u32,
-        message: String,
     },
     #[error("the prompt is longer than the model's context window: {message}")]
     ContextLength { message: String },
@@ -89,6 +93,15 @@ pub enum LlmError {
     /// being sent; its article waits for the batch.
     #[error("waiting for a batch: the call is in a request file for the provider's Batch API")]
     Deferred,
+}
+
+/// " (after N attempts)" when a call was retried; nothing for one attempt.
+fn after_attempts(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
 }
 
 impl LlmError {

@@ -447,8 +447,26 @@ async fn an_unreachable_endpoint_exits_3_and_names_the_url() {
     assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("cannot reach the endpoint at http://127.0.0.1:9/v1"),
+        stderr.contains(
+            "cannot reach the endpoint at http://127.0.0.1:9/v1: connection refused (nothing \
+             listens at 127.0.0.1:9)"
+        ),
         "{stderr}"
+    );
+    // Nothing ever answered: no retries, and the cause is said once (not in the failed line,
+    // the warning and the summary too), without reqwest's chain of wrappers.
+    assert!(!stderr.contains("retrying"), "{stderr}");
+    assert_eq!(stderr.matches("connection refused").count(), 1, "{stderr}");
+    assert!(!stderr.contains("error sending request"), "{stderr}");
+    assert!(!stderr.contains("refused us"), "{stderr}");
+    let report = env.report();
+    assert_eq!(report["totals"]["retries"], 0, "{report}");
+    assert!(
+        report["stopped"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot reach the endpoint"),
+        "{report}"
     );
 }
 
