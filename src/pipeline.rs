@@ -998,7 +998,7 @@ impl Context<'_> {
                     // The client refused to send this article's call: the run had already
                     // been stopped by the provider's answer to another one.
                     report.status = Status::NotDone;
-                    report.reason = Some("the run stopped first (the provider refused us)".into());
+                    report.reason = Some("the run stopped first".into());
                     return report;
                 }
                 tracing::error!("{llm}");
