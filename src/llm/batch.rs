@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::client::{ApiKey, ClientError};
+use super::client::{ApiKey, ClientError, connect_cause};
 use super::retry::{LlmError, Verdict, backoff, classify, redact};
 use super::types::{ApiError, ChatReply, ParsedReply, Purpose, parse_error, parse_reply};
 use crate::config::{AuthStyle, EndpointSettings, LimitSettings};
@@ -257,6 +257,10 @@ pub struct BatchApi {
     key_env: String,
     limits: LimitSettings,
     cancel: CancellationToken,
+    connect_timeout: Duration,
+    /// Something at `base` has answered (any status): until then a connection that cannot be
+    /// made fails at once, as a chat call's does (see `ChatClient`).
+    answered: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for BatchApi {
@@ -320,6 +324,8 @@ impl BatchApi {
             key_env: endpoint.api_key_env.clone(),
             limits: limits.clone(),
             cancel,
+            connect_timeout: endpoint.connect_timeout,
+            answered: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -472,6 +478,7 @@ impl BatchApi {
     ) -> Result<String, LlmError> {
         let mut attempt = 0u32;
         let mut connect_failures = 0u32;
+        let mut last_cause = String::new();
         loop {
             if self.cancel.is_cancelled() {
                 return Err(LlmError::Cancelled);
@@ -479,6 +486,8 @@ impl BatchApi {
             let mut wait: Option<Duration> = None;
             let last = match build().send().await {
                 Ok(response) => {
+                    self.answered
+                        .store(true, std::sync::atomic::Ordering::Release);
                     let status = response.status();
                     let headers = response.headers().clone();
                     let text = response.text().await;
@@ -541,20 +550,28 @@ impl BatchApi {
                         Err(e) => self.redacted(&format!("reply body cut short ({e})")),
                     }
                 }
-                Err(e) => {
-                    if e.is_connect() {
-                        connect_failures += 1;
+                Err(e) if e.is_connect() => {
+                    let cause = self.redacted(&connect_cause(&e, self.connect_timeout));
+                    if !self.answered.load(std::sync::atomic::Ordering::Acquire) {
+                        return Err(LlmError::Unreachable {
+                            url: self.base.clone(),
+                            cause,
+                            attempts: attempt + 1,
+                        });
                     }
-                    self.redacted(&format!("connection error ({e})"))
+                    connect_failures += 1;
+                    last_cause = cause.clone();
+                    format!("cannot connect: {cause}")
                 }
+                Err(e) => self.redacted(&format!("connection error ({e})")),
             };
             attempt += 1;
             if attempt > self.limits.max_retries {
                 if connect_failures == attempt {
                     return Err(LlmError::Unreachable {
                         url: self.base.clone(),
+                        cause: last_cause,
                         attempts: attempt,
-                        message: last,
                     });
                 }
                 return Err(LlmError::RetriesExhausted {

@@ -1537,7 +1537,7 @@ enum Outcome {
 /// (nothing listens at host:port)", "the host name `x` does not resolve (…)", "no connection
 /// within 10 s", or else the innermost error's own words. reqwest's message for these is a
 /// chain of five wrappers around one of them.
-fn connect_cause(e: &reqwest::Error, connect_timeout: Duration) -> String {
+pub(crate) fn connect_cause(e: &reqwest::Error, connect_timeout: Duration) -> String {
     let url = e.url();
     let host = url.and_then(|u| u.host_str()).unwrap_or("the host");
     let port = url.and_then(|u| u.port_or_known_default());
