@@ -426,9 +426,14 @@ pub struct DigestArgs {
     /// Where to write: FILE.md and FILE.json (default: BRIEFS_DIR/_digest/<date>).
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Only briefs written within this long, e.g. 24h, 7d.
+    /// Only briefs written within this long, e.g. 24h, 7d. Default: the schedule's period (the
+    /// time between schedule.cron's last two runs: 24h with the default daily cron, 3 days on a
+    /// Monday for a weekday cron).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub since: Option<std::time::Duration>,
+    /// Every brief in the folder, however old (instead of the default window).
+    #[arg(long, conflicts_with = "since")]
+    pub all: bool,
     /// Ignore cached answers: ask the model again (after editing digest.md, or to get another
     /// take on the day).
     #[arg(long)]

@@ -117,6 +117,16 @@ impl Schedule {
         n
     }
 
+    /// The schedule's period at `now`: the time between its last two firings before `now` (a
+    /// day for a daily cron; three days on a Monday for a weekday one). `None` when it has not
+    /// fired twice (a cron for one date).
+    pub fn period(&self, now: DateTime<Utc>) -> Option<std::time::Duration> {
+        let now = now.with_timezone(&self.tz);
+        let last = self.cron.find_previous_occurrence(&now, false).ok()?;
+        let before = self.cron.find_previous_occurrence(&last, false).ok()?;
+        (last - before).to_std().ok()
+    }
+
     /// "At 07:00." and the like.
     pub fn describe(&self) -> String {
         self.cron.describe()
@@ -337,6 +347,25 @@ async fn tick(settings: &Settings, shutdown: &Shutdown, at: DateTime<Tz>) -> u8 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_period_is_the_time_between_the_last_two_firings() {
+        let day = std::time::Duration::from_secs(86_400);
+        let daily = Schedule::parse("0 7 * * *", "Asia/Seoul").unwrap();
+        // 2026-11-30 is a Monday; 13:00 KST.
+        let monday: DateTime<Utc> = "2026-11-30T04:00:00Z".parse().unwrap();
+        assert_eq!(daily.period(monday), Some(day));
+        // A weekday cron on a Monday reaches back over the weekend, to Friday's run.
+        let weekdays = Schedule::parse("0 7 * * 1-5", "Asia/Seoul").unwrap();
+        assert_eq!(weekdays.period(monday), Some(3 * day));
+        let tuesday: DateTime<Utc> = "2026-12-01T04:00:00Z".parse().unwrap();
+        assert_eq!(weekdays.period(tuesday), Some(day));
+        let hourly = Schedule::parse("0 * * * *", "UTC").unwrap();
+        assert_eq!(
+            hourly.period(monday),
+            Some(std::time::Duration::from_secs(3600))
+        );
+    }
 
     #[test]
     fn five_and_six_field_expressions_in_a_time_zone() {

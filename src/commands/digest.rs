@@ -43,14 +43,23 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
         Some(p) => p,
         None => dir.join(&settings.digest.dir).join(&today),
     };
+    let window = match (args.since, args.all) {
+        (_, true) => None,
+        (Some(d), false) => Some((d, "--since")),
+        (None, false) => Some((default_window(&settings), "the schedule's period")),
+    };
     // A period longer than history reaches back to the beginning.
-    let since = args.since.map(|d| {
+    let since = window.map(|(d, _)| {
         chrono::Duration::from_std(d)
             .ok()
             .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
             .fixed_offset()
     });
+    let period = match window {
+        Some((d, why)) => format!(" written in the last {} ({why})", console::duration(d)),
+        None => String::new(),
+    };
     let shutdown = shutdown_on_signals(settings.limits.shutdown_grace);
     match crate::digest::run(
         &settings,
@@ -68,7 +77,7 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
             let stories: usize = d.topics.iter().map(|t| t.stories.len()).sum();
             console::info(
                 &format!(
-                    "digest of {}: {} in {} · {} ({} cached) · {}",
+                    "digest of {}{period}: {} in {} · {} ({} cached) · {}",
                     count(d.briefs as u64, "brief", "briefs"),
                     count(stories as u64, "story", "stories"),
                     count(d.topics.len() as u64, "topic", "topics"),
@@ -83,6 +92,7 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
                     "calls": d.usage.calls,
                     "cached_calls": d.usage.cached_calls,
                     "cost_usd": d.usage.cost_usd,
+                    "since": since.map(|s| s.to_rfc3339()),
                     "md": done.md.display().to_string(),
                     "json": done.json.display().to_string(),
                 }),
@@ -100,10 +110,10 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
                 &format!(
                     "hanbrief: no briefs in {}{}: nothing to digest{}",
                     dir.display(),
-                    if since.is_some() {
-                        " in that period"
+                    if window.is_some() {
+                        format!("{period}; --since 7d or --all reach further back")
                     } else {
-                        ""
+                        String::new()
                     },
                     if settings.output.json {
                         ""
@@ -134,4 +144,17 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: DigestArgs) -> Resu
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The window of a `digest` without `--since`: the schedule's period (the digest the schedule
+/// would make), or a day when the schedule's cron cannot say (invalid, or a cron for one date).
+/// Loading every brief ever written made a digest of a long-used folder ever slower and larger
+/// than one call.
+fn default_window(settings: &crate::config::Settings) -> std::time::Duration {
+    const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+    crate::schedule::Schedule::parse(&settings.schedule.cron, &settings.schedule.timezone)
+        .ok()
+        .and_then(|s| s.period(chrono::Utc::now()))
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DAY)
 }

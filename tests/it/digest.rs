@@ -149,7 +149,8 @@ async fn briefs_of_the_old_format_without_quotes_are_still_digested() {
     .unwrap();
     assert_eq!(read_json(&old)["schema"], "hanbrief.brief/1");
     let out_dir = env.out().display().to_string();
-    let out = env.run(&["digest", &out_dir]).await;
+    // The old brief's date is long past the default window.
+    let out = env.run(&["digest", &out_dir, "--all"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let d = read_json(&digest_files(&env)[0]);
     assert_eq!(d["briefs"], 3, "{d}");
@@ -443,4 +444,65 @@ async fn links_resolve_from_a_relative_briefs_folder_to_an_absolute_output_and_f
         "{}",
         output_text(&out)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_without_since_takes_the_schedules_period_and_all_takes_everything() {
+    let env = TestEnv::new().await;
+    briefed(
+        &env,
+        2,
+        Newsroom {
+            merge_first_two: false,
+            drop_last: false,
+            map_merges_pairs: false,
+        },
+    )
+    .await;
+    // A brief written five days ago (the format /1 brief, redated).
+    let mut old = read_json(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/briefs/v1-semiconductor-export.json"
+    )));
+    let five_days_ago = chrono::Utc::now() - chrono::Duration::days(5);
+    old["generated_at"] = serde_json::json!(five_days_ago.to_rfc3339());
+    let path = env.out().join("old/semiconductor-export.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, old.to_string()).unwrap();
+    let out_dir = env.out().display().to_string();
+
+    // The default: the schedule's period, a day with the default daily cron.
+    let out = env.run(&["digest", &out_dir]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(read_json(&digest_files(&env)[0])["briefs"], 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("digest of 2 briefs written in the last 1 day (the schedule's period)"),
+        "{stderr}"
+    );
+
+    // A weekly schedule reaches back a week; --all and a long --since take everything.
+    for args in [vec!["--all"], vec!["--since", "30d"]] {
+        let mut all = vec!["digest", out_dir.as_str()];
+        all.extend(args.iter().copied());
+        let out = env.run(&all).await;
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+        assert_eq!(read_json(&digest_files(&env)[0])["briefs"], 3, "{args:?}");
+    }
+    let weekly = TestEnv::new()
+        .await
+        .with_config("[schedule]\ncron = \"0 7 * * 1\"\n");
+    chat()
+        .respond_with(Newsroom {
+            merge_first_two: false,
+            drop_last: false,
+            map_merges_pairs: false,
+        })
+        .mount(&weekly.server)
+        .await;
+    let out = weekly.run(&["digest", &out_dir]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in the last 7 days"), "{stderr}");
+    assert!(stderr.contains("digest of 3 briefs"), "{stderr}");
 }
