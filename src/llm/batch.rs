@@ -18,15 +18,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::client::{ApiKey, ClientError, connect_cause};
+use super::client::{ApiKey, ClientError, connect_cause, endpoint_headers};
 use super::retry::{LlmError, Verdict, backoff, classify, redact};
 use super::types::{ApiError, ChatReply, ParsedReply, Purpose, parse_error, parse_reply};
-use crate::config::{AuthStyle, EndpointSettings, LimitSettings};
+use crate::config::{EndpointSettings, LimitSettings};
 
 /// The only completion window the Batch API offers.
 pub const COMPLETION_WINDOW: &str = "24h";
@@ -289,31 +289,7 @@ impl BatchApi {
             .user_agent(concat!("hanbrief/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Http(e.to_string()))?;
-        let mut headers = HeaderMap::new();
-        for (name, value) in &endpoint.headers {
-            let header_err = |message: String| ClientError::Header {
-                name: name.clone(),
-                message,
-            };
-            let n =
-                HeaderName::from_bytes(name.as_bytes()).map_err(|e| header_err(e.to_string()))?;
-            let v = HeaderValue::from_str(value).map_err(|e| header_err(e.to_string()))?;
-            headers.insert(n, v);
-        }
-        if let Some(key) = &key {
-            let (name, value) = match endpoint.auth {
-                AuthStyle::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
-                AuthStyle::ApiKeyHeader => {
-                    (HeaderName::from_static("api-key"), key.expose().to_string())
-                }
-            };
-            let mut value = HeaderValue::from_str(&value).map_err(|_| ClientError::Header {
-                name: name.to_string(),
-                message: "the API key contains characters not allowed in a header".into(),
-            })?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
+        let headers = endpoint_headers(endpoint, key.as_ref())?;
         Ok(BatchApi {
             http,
             base: base_url.trim_end_matches('/').to_string(),

@@ -310,6 +310,39 @@ impl std::fmt::Debug for ChatClient {
     }
 }
 
+/// The headers every request to `endpoint` carries, chat and batch alike: its configured
+/// `headers`, and the key as `auth` says (marked sensitive, so that no debug output shows it).
+pub(crate) fn endpoint_headers(
+    endpoint: &EndpointSettings,
+    key: Option<&ApiKey>,
+) -> Result<HeaderMap, ClientError> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &endpoint.headers {
+        let header_err = |message: String| ClientError::Header {
+            name: name.clone(),
+            message,
+        };
+        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| header_err(e.to_string()))?;
+        let v = HeaderValue::from_str(value).map_err(|e| header_err(e.to_string()))?;
+        headers.insert(n, v);
+    }
+    if let Some(key) = key {
+        let (name, value) = match endpoint.auth {
+            AuthStyle::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
+            AuthStyle::ApiKeyHeader => {
+                (HeaderName::from_static("api-key"), key.expose().to_string())
+            }
+        };
+        let mut value = HeaderValue::from_str(&value).map_err(|_| ClientError::Header {
+            name: name.to_string(),
+            message: "the API key contains characters not allowed in a header".into(),
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
 impl ChatClient {
     /// A client for `endpoint`, limited by `limits`, stopped from starting new calls by `cancel`.
     pub fn new(
@@ -337,32 +370,11 @@ impl ChatClient {
                 pairs.append_pair(k, v);
             }
         }
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        for (name, value) in &endpoint.headers {
-            let header_err = |message: String| ClientError::Header {
-                name: name.clone(),
-                message,
-            };
-            let n =
-                HeaderName::from_bytes(name.as_bytes()).map_err(|e| header_err(e.to_string()))?;
-            let v = HeaderValue::from_str(value).map_err(|e| header_err(e.to_string()))?;
-            headers.insert(n, v);
-        }
-        if let Some(key) = &key {
-            let (name, value) = match endpoint.auth {
-                AuthStyle::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
-                AuthStyle::ApiKeyHeader => {
-                    (HeaderName::from_static("api-key"), key.expose().to_string())
-                }
-            };
-            let mut value = HeaderValue::from_str(&value).map_err(|_| ClientError::Header {
-                name: name.to_string(),
-                message: "the API key contains characters not allowed in a header".into(),
-            })?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
+        let mut headers = endpoint_headers(endpoint, key.as_ref())?;
+        // A Content-Type among the configured headers stands.
+        headers
+            .entry(CONTENT_TYPE)
+            .or_insert(HeaderValue::from_static("application/json"));
         let mode = match endpoint.structured_output {
             StructuredOutput::Auto | StructuredOutput::JsonSchema => MODE_JSON_SCHEMA,
             StructuredOutput::JsonObjectSchema => MODE_JSON_OBJECT_SCHEMA,
