@@ -463,15 +463,20 @@ impl BatchRunner {
                 r
             })
             .collect();
-        let mut b = b.clone();
+        self.requeue(b.clone(), &rows).await
+    }
+
+    /// Records a batch as done with and its requests as `rows` say (waiting for a later batch),
+    /// in the store and in the queue.
+    async fn requeue(&mut self, mut b: BatchRow, rows: &[ReqRow]) -> Result<(), LlmError> {
         b.collected = true;
-        state::save_requests(&self.store, &rows)
+        state::save_requests(&self.store, rows)
             .await
             .map_err(store_error)?;
         state::update_batch(&self.store, &b)
             .await
             .map_err(store_error)?;
-        self.queue.apply(&rows, Vec::new());
+        self.queue.apply(rows, Vec::new());
         Ok(())
     }
 
@@ -494,15 +499,7 @@ impl BatchRunner {
             }
             tracing::warn!(batch = ?b.provider_id, errors = %text, "a batch failed: its requests go into a later batch");
             let rows: Vec<ReqRow> = rows.into_iter().map(|r| self.retry(r, &text)).collect();
-            b.collected = true;
-            state::save_requests(&self.store, &rows)
-                .await
-                .map_err(store_error)?;
-            state::update_batch(&self.store, &b)
-                .await
-                .map_err(store_error)?;
-            self.queue.apply(&rows, Vec::new());
-            return Ok(());
+            return self.requeue(b, &rows).await;
         }
         let mut by_key: BTreeMap<String, ReqRow> =
             rows.into_iter().map(|r| (r.key.clone(), r)).collect();

@@ -308,34 +308,33 @@ fn batch_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BatchRow> {
 
 /// Every batch, newest first (`limit`: at most that many).
 pub async fn batches(store: &Store, limit: usize) -> Result<Vec<BatchRow>, StoreError> {
-    if !has_tables(store).await {
-        return Ok(Vec::new());
-    }
-    store
-        .run(move |db| {
-            let c = db.conn();
-            let mut st = c.prepare(&format!(
-                "SELECT {BATCH_COLUMNS} FROM batches ORDER BY id DESC LIMIT ?1"
-            ))?;
-            let rows = st.query_map(params![limit as i64], batch_row)?;
-            rows.collect()
-        })
-        .await
+    select_batches(store, "ORDER BY id DESC LIMIT ?1", Some(limit as i64)).await
 }
 
 /// The batches whose results are not in yet (being prepared, in flight, or finished at the
 /// provider and not collected), oldest first.
 pub async fn open_batches(store: &Store) -> Result<Vec<BatchRow>, StoreError> {
+    select_batches(store, "WHERE collected = 0 ORDER BY id", None).await
+}
+
+/// The batches `rest` (the query after `FROM batches`, with `?1` bound to `param` if any)
+/// selects; none in a store that has never seen batch mode.
+async fn select_batches(
+    store: &Store,
+    rest: &'static str,
+    param: Option<i64>,
+) -> Result<Vec<BatchRow>, StoreError> {
     if !has_tables(store).await {
         return Ok(Vec::new());
     }
     store
         .run(move |db| {
             let c = db.conn();
-            let mut st = c.prepare(&format!(
-                "SELECT {BATCH_COLUMNS} FROM batches WHERE collected = 0 ORDER BY id"
-            ))?;
-            let rows = st.query_map([], batch_row)?;
+            let mut st = c.prepare(&format!("SELECT {BATCH_COLUMNS} FROM batches {rest}"))?;
+            let rows = match param {
+                Some(p) => st.query_map(params![p], batch_row)?,
+                None => st.query_map([], batch_row)?,
+            };
             rows.collect()
         })
         .await
