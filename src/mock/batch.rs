@@ -16,8 +16,8 @@
 //! already in flight or already answered in an earlier batch (work submitted twice).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::replies::reply_for;
-use super::{Reply, State, error_response, json_response, raw_response};
+use super::{Reply, State, error_response, json_response, measure, messages_of, raw_response};
 
 type Resp = hyper::Response<http_body_util::Full<hyper::body::Bytes>>;
 
@@ -89,7 +89,22 @@ struct Inner {
     rng: Option<fastrand::Rng>,
 }
 
+impl Batches {
+    /// The files and batches, whatever a panicking handler left behind.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl Inner {
+    /// The key of the batch the provider calls `id`.
+    fn batch_key(&self, id: &str) -> Option<u64> {
+        self.batches
+            .iter()
+            .find(|(_, b)| b.id == id)
+            .map(|(k, _)| *k)
+    }
+
     fn id(&mut self, prefix: &str) -> (u64, String) {
         self.next_id += 1;
         (self.next_id, format!("{prefix}-mock{:08}", self.next_id))
@@ -224,11 +239,7 @@ fn upload(state: &State, content_type: &str, body: &[u8]) -> Resp {
         ));
     }
     state.counters.files.fetch_add(1, Ordering::Relaxed);
-    let mut inner = state
-        .batches
-        .inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut inner = state.batches.lock();
     let (_, id) = inner.id("file");
     let file = MockFile {
         filename: filename.clone(),
@@ -253,11 +264,7 @@ fn file_json(id: &str, f: &MockFile) -> Value {
 }
 
 fn file_object(state: &State, id: &str) -> Resp {
-    let inner = state
-        .batches
-        .inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let inner = state.batches.lock();
     match inner.files.get(id) {
         Some(f) => json_response(StatusCode::OK, &file_json(id, f), &[]),
         None => error_response(StatusCode::NOT_FOUND, "not_found", "No such file", &[]),
@@ -265,11 +272,7 @@ fn file_object(state: &State, id: &str) -> Resp {
 }
 
 fn file_content(state: &State, id: &str) -> Resp {
-    let inner = state
-        .batches
-        .inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let inner = state.batches.lock();
     match inner.files.get(id) {
         Some(f) => raw_response(
             StatusCode::OK,
@@ -286,17 +289,6 @@ fn prompt_tokens(state: &State, body: &Value) -> u64 {
     state
         .tokenizer
         .count_messages(messages.iter().map(String::as_str)) as u64
-}
-
-fn messages_of(body: &Value) -> Vec<String> {
-    body["messages"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .filter_map(|m| m["content"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Checks a request file as OpenAI does before it runs it; the lines, or the errors.
@@ -378,11 +370,7 @@ fn create(state: &State, body: &[u8]) -> Resp {
         return bad_request(&format!("the endpoint {endpoint} is not supported"));
     }
     let cfg = &state.config;
-    let mut inner = state
-        .batches
-        .inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut inner = state.batches.lock();
     let Some(file) = inner.files.get(file_id) else {
         return error_response(
             StatusCode::NOT_FOUND,
@@ -633,19 +621,15 @@ fn advance(state: &State, inner: &mut Inner, key: u64, now: Instant) {
 /// A request line's body answered as the chat endpoint answers it: (status, body).
 fn answer(state: &State, body: &Value, request_id: &str) -> (u16, Value) {
     let messages = messages_of(body);
-    let max_tokens = body["max_tokens"]
-        .as_u64()
-        .or_else(|| body["max_completion_tokens"].as_u64())
-        .unwrap_or(4096);
-    let prompt_tokens = state
-        .tokenizer
-        .count_messages(messages.iter().map(String::as_str)) as u64;
-    if prompt_tokens as usize > state.config.context_window {
-        return (
-            400,
-            json!({"error": {"message": format!("This model's maximum context length is {} tokens. However, your messages resulted in {prompt_tokens} tokens.", state.config.context_window), "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
-        );
-    }
+    let (max_tokens, prompt_tokens) = match measure(state, body, &messages) {
+        Ok(sizes) => sizes,
+        Err(message) => {
+            return (
+                400,
+                json!({"error": {"message": message, "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
+            );
+        }
+    };
     let (content, finish) = reply_for(&state.tokenizer, body, &messages, max_tokens);
     let completion_tokens = state.tokenizer.count(&content) as u64;
     (
@@ -662,17 +646,8 @@ fn answer(state: &State, body: &Value, request_id: &str) -> (u16, Value) {
 }
 
 fn retrieve(state: &State, id: &str) -> Resp {
-    let mut inner = state
-        .batches
-        .inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let Some(key) = inner
-        .batches
-        .iter()
-        .find(|(_, b)| b.id == id)
-        .map(|(k, _)| *k)
-    else {
+    let mut inner = state.batches.lock();
+    let Some(key) = inner.batch_key(id) else {
         return error_response(StatusCode::NOT_FOUND, "not_found", "No such batch", &[]);
     };
     advance(state, &mut inner, key, Instant::now());
@@ -680,17 +655,8 @@ fn retrieve(state: &State, id: &str) -> Resp {
 }
 
 fn cancel(state: &State, id: &str) -> Resp {
-    let mut inner = state
-        .batches
-        .inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let Some(key) = inner
-        .batches
-        .iter()
-        .find(|(_, b)| b.id == id)
-        .map(|(k, _)| *k)
-    else {
+    let mut inner = state.batches.lock();
+    let Some(key) = inner.batch_key(id) else {
         return error_response(StatusCode::NOT_FOUND, "not_found", "No such batch", &[]);
     };
     let now = Instant::now();
@@ -711,11 +677,7 @@ fn list(state: &State, query: &str) -> Resp {
         .and_then(|l| l.parse::<usize>().ok())
         .unwrap_or(20)
         .clamp(1, 100);
-    let mut inner = state
-        .batches
-        .inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut inner = state.batches.lock();
     advance_all(state, &mut inner, Instant::now());
     let newest_first: Vec<&MockBatch> = inner.batches.values().rev().collect();
     let start = match params.get("after") {

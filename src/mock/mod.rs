@@ -331,14 +331,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Reply {
             ));
         }
     };
-    let messages: Vec<String> = body["messages"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .filter_map(|m| m["content"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let messages = messages_of(&body);
     if messages.is_empty() {
         return Ok(error_response(
             StatusCode::BAD_REQUEST,
@@ -347,25 +340,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Reply {
             &[],
         ));
     }
-    let max_tokens = body["max_tokens"]
-        .as_u64()
-        .or_else(|| body["max_completion_tokens"].as_u64())
-        .unwrap_or(4096);
-    let prompt_tokens = state
-        .tokenizer
-        .count_messages(messages.iter().map(String::as_str)) as u64;
-    if prompt_tokens as usize > state.config.context_window {
-        c.context_exceeded.fetch_add(1, Ordering::Relaxed);
-        return Ok(error_response(
-            StatusCode::BAD_REQUEST,
-            "context_length_exceeded",
-            &format!(
-                "This model's maximum context length is {} tokens. However, your messages resulted in {prompt_tokens} tokens.",
-                state.config.context_window
-            ),
-            &[],
-        ));
-    }
+    let (max_tokens, prompt_tokens) = match measure(&state, &body, &messages) {
+        Ok(sizes) => sizes,
+        Err(message) => {
+            c.context_exceeded.fetch_add(1, Ordering::Relaxed);
+            return Ok(error_response(
+                StatusCode::BAD_REQUEST,
+                "context_length_exceeded",
+                &message,
+                &[],
+            ));
+        }
+    };
     let charge = (prompt_tokens + max_tokens) as f64;
 
     // Rate limits, then the dice.
@@ -546,6 +532,37 @@ fn raw_response(
     }
     r.body(Full::new(Bytes::from(body)))
         .expect("a valid response")
+}
+
+/// The text of a request's messages, in order.
+fn messages_of(body: &Value) -> Vec<String> {
+    body["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|m| m["content"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A request's reply budget and prompt tokens, or (the prompt is over the context window) the
+/// message OpenAI sends for that. The chat endpoint and batch lines measure alike.
+fn measure(state: &State, body: &Value, messages: &[String]) -> Result<(u64, u64), String> {
+    let max_tokens = body["max_tokens"]
+        .as_u64()
+        .or_else(|| body["max_completion_tokens"].as_u64())
+        .unwrap_or(4096);
+    let prompt_tokens = state
+        .tokenizer
+        .count_messages(messages.iter().map(String::as_str)) as u64;
+    if prompt_tokens as usize > state.config.context_window {
+        return Err(format!(
+            "This model's maximum context length is {} tokens. However, your messages resulted in {prompt_tokens} tokens.",
+            state.config.context_window
+        ));
+    }
+    Ok((max_tokens, prompt_tokens))
 }
 
 fn error_response(
