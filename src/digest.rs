@@ -282,13 +282,7 @@ pub fn render_samples(prompts: &Prompts) -> Vec<crate::prompt::PromptError> {
     for glossary in [&glossary[..], &[][..]] {
         for name in ["digest.md", "digest_map.md"] {
             let vars = digest_vars("2026-11-24", &fence_for(&text), &items, glossary);
-            if let Err(e) = prompts.render(name, &vars)
-                && !errors
-                    .iter()
-                    .any(|seen: &crate::prompt::PromptError| seen.to_string() == e.to_string())
-            {
-                errors.push(e);
-            }
+            crate::prompt::keep_new_error(&mut errors, prompts.render(name, &vars));
         }
     }
     errors

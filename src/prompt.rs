@@ -108,6 +108,16 @@ impl std::fmt::Debug for Prompts {
     }
 }
 
+/// Keeps the error of a sample render (`config check`) unless one that reads the same is kept
+/// already: a template renders once per sample, and one mistake is reported once.
+pub(crate) fn keep_new_error(errors: &mut Vec<PromptError>, render: Result<String, PromptError>) {
+    if let Err(e) = render
+        && !errors.iter().any(|seen| seen.to_string() == e.to_string())
+    {
+        errors.push(e);
+    }
+}
+
 impl Prompts {
     /// The built-in templates, with any file of the same name in `dir` taking precedence.
     pub fn load(dir: Option<&Path>) -> Result<Prompts, PromptError> {

@@ -70,6 +70,30 @@ pub struct Plan {
     pub est_completion_tokens: u64,
 }
 
+impl Plan {
+    /// The whole article (`tokens` of it) in one call: a prompt of `prompt_tokens`, a reply of
+    /// up to `reply_tokens`.
+    fn one_call(
+        clean: &CleanArticle,
+        tokens: usize,
+        prompt_tokens: usize,
+        reply_tokens: u32,
+    ) -> Plan {
+        Plan {
+            tokens,
+            chunks: vec![Chunk {
+                index: 0,
+                tokens,
+                text: clean.text.clone(),
+            }],
+            one_call: true,
+            planned_calls: 1,
+            est_prompt_tokens: prompt_tokens as u64,
+            est_completion_tokens: reply_tokens as u64,
+        }
+    }
+}
+
 /// What summarising cost, and what a reader of the brief should know about how it was made.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Tally {
@@ -266,13 +290,7 @@ pub fn render_samples(prompts: &Prompts) -> Vec<crate::prompt::PromptError> {
             ),
         ];
         for (name, vars) in renders {
-            if let Err(e) = prompts.render(name, &vars)
-                && !errors
-                    .iter()
-                    .any(|seen: &crate::prompt::PromptError| seen.to_string() == e.to_string())
-            {
-                errors.push(e);
-            }
+            crate::prompt::keep_new_error(&mut errors, prompts.render(name, &vars));
         }
     }
     errors
@@ -356,18 +374,12 @@ impl<'a> Summarizer<'a> {
             if !picked.is_empty() {
                 let tokens = tok.count(&clean.text);
                 let sentences: usize = picked.iter().map(|s| tok.count(&s.text) + 4).sum();
-                return Plan {
+                return Plan::one_call(
+                    clean,
                     tokens,
-                    chunks: vec![Chunk {
-                        index: 0,
-                        tokens,
-                        text: clean.text.clone(),
-                    }],
-                    one_call: true,
-                    planned_calls: 1,
-                    est_prompt_tokens: (self.overheads.select + sentences) as u64,
-                    est_completion_tokens: self.chunking.brief_max_tokens as u64,
-                };
+                    self.overheads.select + sentences,
+                    self.chunking.brief_max_tokens,
+                );
             }
         }
         plan(
@@ -934,18 +946,7 @@ fn plan(
     let brief_room = room(chunking.brief_max_tokens);
     let notes_room = room(chunking.notes_max_tokens);
     if tokens <= chunking.chunk_tokens && o.brief + tokens <= brief_room {
-        return Plan {
-            tokens,
-            chunks: vec![Chunk {
-                index: 0,
-                tokens,
-                text: clean.text.clone(),
-            }],
-            one_call: true,
-            planned_calls: 1,
-            est_prompt_tokens: (o.brief + tokens) as u64,
-            est_completion_tokens: chunking.brief_max_tokens as u64,
-        };
+        return Plan::one_call(clean, tokens, o.brief + tokens, chunking.brief_max_tokens);
     }
     let budget = chunking
         .chunk_tokens
