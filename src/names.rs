@@ -400,8 +400,7 @@ mod tests {
 
     #[tokio::test]
     async fn settled_renderings_persist_in_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(dir.path()).await.unwrap();
+        let (_dir, store) = crate::store::Store::temp().await;
         let names = Names::new(&BTreeMap::new(), Vec::new());
         briefed(&names, "a.txt", "Choi Tae-won");
         store.add_names(names.settle().names).await.unwrap();

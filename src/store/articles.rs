@@ -108,8 +108,7 @@ mod tests {
 
     #[tokio::test]
     async fn manifest_entries_replace_each_other() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).await.unwrap();
+        let (_dir, s) = Store::temp().await;
         let mut e = ManifestEntry {
             path: "a.txt".into(),
             content_hash: "h1".into(),

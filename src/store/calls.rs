@@ -200,8 +200,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_lookup_writes_nothing_until_the_hits_are_flushed() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).await.unwrap();
+        let (_dir, s) = Store::temp().await;
         s.put_call("k", "m", "brief", &reply("x")).await.unwrap();
         s.run(|db| db.conn().execute("UPDATE calls SET used_at = 1", []))
             .await

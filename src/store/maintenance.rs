@@ -134,8 +134,7 @@ mod tests {
 
     #[tokio::test]
     async fn prune_keeps_what_was_used_lately_and_clear_empties() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).await.unwrap();
+        let (_dir, s) = Store::temp().await;
         s.put_call("a", "m", "map", &reply("x")).await.unwrap();
         s.put_call("b", "m", "map", &reply("y")).await.unwrap();
         s.put_call("c", "m", "map", &reply("z")).await.unwrap();

@@ -339,6 +339,16 @@ fn flush_touched(db: &mut Db) -> Result<(), rusqlite::Error> {
     tx.commit()
 }
 
+impl Store {
+    /// A store in a new temporary folder, for tests: the folder lasts as long as its guard.
+    #[cfg(test)]
+    pub(crate) async fn temp() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        (dir, store)
+    }
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -368,8 +378,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn queries_do_not_run_on_the_async_runtime() {
         // A current-thread runtime has one thread: a query run there would report its name.
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).await.unwrap();
+        let (_dir, s) = Store::temp().await;
         let here = std::thread::current().id();
         let there = s
             .run(|_| {

@@ -52,8 +52,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_settled_name_keeps_its_rendering() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).await.unwrap();
+        let (_dir, s) = Store::temp().await;
         s.add_names(vec![("최태원".into(), "Chey Tae-won".into())])
             .await
             .unwrap();

@@ -134,8 +134,7 @@ mod tests {
 
     #[tokio::test]
     async fn run_history_keeps_an_unknown_cost_unknown() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).await.unwrap();
+        let (_dir, s) = Store::temp().await;
         let report = |cost: Option<f64>| {
             let mut a = crate::report::ArticleReport::new("a.txt", Status::Written);
             a.cost_usd = cost;
