@@ -105,15 +105,23 @@ pub struct ArticleScore {
 /// The scores of a set.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct EvalReport {
+    /// The set's folder, as given.
     pub set: String,
+    /// The model the briefs were asked of (`[endpoint] model` after flags).
     pub model: String,
     pub articles: usize,
+    /// Articles whose brief was written or is unchanged, and their share of `articles`.
     pub valid_briefs: usize,
     pub valid_brief_rate: f64,
+    /// Facts of `facts.toml` found in the briefs, of all facts (a failed article finds none).
     pub fact_coverage: f64,
+    /// Figures the check could not find in the source, of the figures it read.
     pub unsupported_figure_rate: f64,
+    /// Bilingual fields with both languages filled, of all such fields.
     pub bilingual_completeness: f64,
+    /// Key points whose quote is the article's words, of all key points.
     pub grounded_rate: f64,
+    /// Figures of key points and figure entries that their own quote carries, of those figures.
     pub figures_in_quote_rate: f64,
     /// Averages over the articles whose cost is known (`costed`).
     pub tokens_per_article: f64,

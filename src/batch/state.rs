@@ -255,21 +255,31 @@ pub struct BatchRow {
     pub id: i64,
     /// The metadata tag it carries at the provider (`hanbrief_batch`), to find it again.
     pub tag: String,
+    /// The files and batches endpoint it went to (`[batch] base_url`), and the model its
+    /// requests name.
     pub endpoint: String,
     pub model: String,
     /// Which pass of its run submitted it (1: the first calls of every article).
     pub phase: i64,
+    /// Requests in its file, their prompt tokens (what counts against the enqueued-token
+    /// limit) and the file's size.
     pub requests: i64,
     pub tokens: i64,
     pub bytes: i64,
+    /// The provider's ids of the uploaded file and of the batch, once it has them.
     pub input_file_id: Option<String>,
     pub provider_id: Option<String>,
     /// `preparing` until the provider has it; then the provider's status.
     pub status: String,
+    /// Request lines done and failed, as the provider last counted them.
     pub completed: i64,
     pub failed: i64,
+    /// Its results are in the cache (or its requests went back to the queue): nothing is left
+    /// to fetch.
     pub collected: bool,
+    /// Why it failed or was given up (the provider's errors, or ours).
     pub error: Option<String>,
+    /// Unix seconds.
     pub created_at: i64,
     pub updated_at: i64,
 }

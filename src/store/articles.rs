@@ -19,12 +19,19 @@ pub(super) const TABLE: &str = "CREATE TABLE IF NOT EXISTS articles (
 /// One article in the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ManifestEntry {
+    /// The article's manifest key (`output::Naming::key`): stable across runs and input roots.
     pub path: String,
+    /// Hash of the article's bytes as read.
     pub content_hash: String,
+    /// Fingerprint of the settings that shape a brief (model and endpoint included).
     pub settings_hash: String,
+    /// The article's outcome in the run that wrote the entry (`written`, `failed`, …).
     pub status: String,
+    /// Why it was not written, for any status but `written`.
     pub last_error: Option<String>,
+    /// The files written for it, relative to the output folder.
     pub outputs: Vec<String>,
+    /// Unix seconds.
     pub updated_at: i64,
 }
 

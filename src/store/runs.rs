@@ -29,9 +29,11 @@ pub(super) const TABLE: &str = "CREATE TABLE IF NOT EXISTS runs (
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
     pub id: i64,
+    /// RFC 3339 times; a run that never finished (killed) has no end and no exit code.
     pub started_at: String,
     pub finished_at: Option<String>,
     pub exit_code: Option<i64>,
+    /// Articles by outcome, and the model calls made (`cached_calls`: answered from the cache).
     pub written: i64,
     pub unchanged: i64,
     pub skipped: i64,
