@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -329,16 +330,12 @@ impl BatchApi {
     pub async fn upload(&self, filename: &str, jsonl: &[u8]) -> Result<FileObject, LlmError> {
         let (content_type, body) = multipart(filename, jsonl);
         let url = self.url("/files", &[]);
-        let text = self
-            .send("upload the request file", || {
-                self.http
-                    .post(url.clone())
-                    .headers(self.headers.clone())
-                    .header(CONTENT_TYPE, content_type.clone())
-                    .body(body.clone())
-            })
-            .await?;
-        self.decode("upload the request file", &text)
+        self.json("upload the request file", || {
+            self.request(Method::POST, &url)
+                .header(CONTENT_TYPE, content_type.clone())
+                .body(body.clone())
+        })
+        .await
     }
 
     /// Creates a batch over an uploaded file (`POST /batches`), tagged with `metadata`.
@@ -355,37 +352,24 @@ impl BatchApi {
             "metadata": metadata,
         });
         let url = self.url("/batches", &[]);
-        let text = self
-            .send("create the batch", || {
-                self.http
-                    .post(url.clone())
-                    .headers(self.headers.clone())
-                    .json(&body)
-            })
-            .await?;
-        self.decode("create the batch", &text)
+        self.json("create the batch", || {
+            self.request(Method::POST, &url).json(&body)
+        })
+        .await
     }
 
     /// The batch with this id (`GET /batches/{id}`).
     pub async fn retrieve(&self, id: &str) -> Result<BatchObject, LlmError> {
         let url = self.url(&format!("/batches/{id}"), &[]);
-        let text = self
-            .send("check the batch", || {
-                self.http.get(url.clone()).headers(self.headers.clone())
-            })
-            .await?;
-        self.decode("check the batch", &text)
+        self.json("check the batch", || self.request(Method::GET, &url))
+            .await
     }
 
     /// Cancels a batch (`POST /batches/{id}/cancel`); what finished is still returned.
     pub async fn cancel(&self, id: &str) -> Result<BatchObject, LlmError> {
         let url = self.url(&format!("/batches/{id}/cancel"), &[]);
-        let text = self
-            .send("cancel the batch", || {
-                self.http.post(url.clone()).headers(self.headers.clone())
-            })
-            .await?;
-        self.decode("cancel the batch", &text)
+        self.json("cancel the batch", || self.request(Method::POST, &url))
+            .await
     }
 
     /// Looks through the account's batches, newest first (`GET /batches?limit=100&after=…`),
@@ -403,12 +387,9 @@ impl BatchApi {
                 extra.push(("after", a.clone()));
             }
             let url = self.url("/batches", &extra);
-            let text = self
-                .send("list the batches", || {
-                    self.http.get(url.clone()).headers(self.headers.clone())
-                })
+            let page: BatchList = self
+                .json("list the batches", || self.request(Method::GET, &url))
                 .await?;
-            let page: BatchList = self.decode("list the batches", &text)?;
             if let Some(b) = page.data.iter().find(|b| b.tag(key) == Some(value)) {
                 return Ok(Some(b.clone()));
             }
@@ -426,10 +407,26 @@ impl BatchApi {
     /// The content of a file (`GET /files/{id}/content`): an output or error file.
     pub async fn content(&self, file_id: &str) -> Result<String, LlmError> {
         let url = self.url(&format!("/files/{file_id}/content"), &[]);
-        self.send("download the results", || {
-            self.http.get(url.clone()).headers(self.headers.clone())
-        })
-        .await
+        self.send("download the results", || self.request(Method::GET, &url))
+            .await
+    }
+
+    /// A request to `url` with the endpoint's headers (and key).
+    fn request(&self, method: Method, url: &reqwest::Url) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url.clone())
+            .headers(self.headers.clone())
+    }
+
+    /// Sends what `build` makes (as [`Self::send`] does) and reads the reply as the Batch API's
+    /// JSON for `T`.
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<T, LlmError> {
+        let text = self.send(what, build).await?;
+        self.decode(what, &text)
     }
 
     fn decode<T: serde::de::DeserializeOwned>(
