@@ -8,26 +8,19 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use tokio_util::sync::CancellationToken;
 
-use super::load_settings;
+use super::output_store;
 use crate::batch::state::{self, BatchRow};
 use crate::cli::{BatchArgs, BatchCommand};
-use crate::config::Overrides;
 use crate::error::EXIT_OK;
 use crate::llm::ApiKey;
 use crate::llm::batch::BatchApi;
-use crate::store::{RunLock, Store};
+use crate::store::RunLock;
 
 /// `hanbrief batch …` on the state store of the output folder.
 pub(super) async fn run(config_flag: &Option<PathBuf>, args: BatchArgs) -> Result<u8> {
-    let settings = load_settings(
-        config_flag,
-        Overrides {
-            output_dir: args.out,
-            ..Default::default()
-        },
-    )?;
+    let (settings, store) = output_store(config_flag, args.out).await?;
     let out = &settings.output.dir;
-    let Some(store) = Store::open_existing(out).await? else {
+    let Some(store) = store else {
         bail!(
             "{} has no state store: no batch was ever submitted for it (`hanbrief summarize --batch -o {}` does)",
             out.display(),

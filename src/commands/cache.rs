@@ -6,24 +6,17 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::load_settings;
+use super::output_store;
 use crate::cli::CacheArgs;
-use crate::config::Overrides;
 use crate::error::{EXIT_OK, UsageError};
 
 /// `hanbrief cache stats|prune|clear` on the state store of the output folder.
 pub(super) async fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Result<u8> {
     use crate::cli::CacheCommand;
-    use crate::store::{RunLock, Store};
-    let settings = load_settings(
-        config_flag,
-        Overrides {
-            output_dir: args.out,
-            ..Default::default()
-        },
-    )?;
+    use crate::store::RunLock;
+    let (settings, store) = output_store(config_flag, args.out).await?;
     let out = &settings.output.dir;
-    let Some(store) = Store::open_existing(out).await? else {
+    let Some(store) = store else {
         return Err(UsageError(format!(
             "{} has no state store yet (it is created by the first `hanbrief summarize -o {}`)",
             out.display(),

@@ -59,6 +59,23 @@ fn load_settings(config_flag: &Option<PathBuf>, overrides: Overrides) -> Result<
     Ok(crate::config::load(file.as_deref(), &env, &overrides)?)
 }
 
+/// The settings with `-o DIR` applied, and the state store of that output folder if it has one
+/// (`cache` and `batch` work on it; neither creates one).
+async fn output_store(
+    config_flag: &Option<PathBuf>,
+    out: Option<PathBuf>,
+) -> Result<(Settings, Option<crate::store::Store>)> {
+    let settings = load_settings(
+        config_flag,
+        Overrides {
+            output_dir: out,
+            ..Default::default()
+        },
+    )?;
+    let store = crate::store::Store::open_existing(&settings.output.dir).await?;
+    Ok((settings, store))
+}
+
 impl From<EndpointArgs> for Overrides {
     fn from(a: EndpointArgs) -> Overrides {
         Overrides {
