@@ -290,6 +290,21 @@ mod tests {
         c
     }
 
+    /// A new registry's settlement when the articles of `order` finish in that order, a.txt
+    /// writing "Choi Tae-won" and every other one "Chey Tae-won".
+    fn settled_after(order: &[&str]) -> Settlement {
+        let names = Names::new(&BTreeMap::new(), Vec::new());
+        for article in order {
+            let en = if *article == "a.txt" {
+                "Choi Tae-won"
+            } else {
+                "Chey Tae-won"
+            };
+            briefed(&names, article, en);
+        }
+        names.settle()
+    }
+
     #[test]
     fn a_new_name_is_settled_by_most_briefs_then_by_the_first_article_whatever_the_order() {
         // Three articles finishing in every order: the outcome is the same.
@@ -299,17 +314,8 @@ mod tests {
             ["b.txt", "c.txt", "a.txt"],
         ];
         for order in orders {
-            let names = Names::new(&BTreeMap::new(), Vec::new());
-            for article in order {
-                // a.txt alone writes "Choi"; b and c write "Chey": the majority wins.
-                let en = if article == "a.txt" {
-                    "Choi Tae-won"
-                } else {
-                    "Chey Tae-won"
-                };
-                briefed(&names, article, en);
-            }
-            let s = names.settle();
+            // a.txt alone writes "Choi"; b and c write "Chey": the majority wins.
+            let s = settled_after(&order);
             assert_eq!(
                 s.names,
                 vec![("최태원".to_string(), "Chey Tae-won".to_string())]
@@ -324,16 +330,7 @@ mod tests {
         }
         // A tie goes to the first article by key, not to the first to finish.
         for order in [["b.txt", "a.txt"], ["a.txt", "b.txt"]] {
-            let names = Names::new(&BTreeMap::new(), Vec::new());
-            for article in order {
-                let en = if article == "a.txt" {
-                    "Choi Tae-won"
-                } else {
-                    "Chey Tae-won"
-                };
-                briefed(&names, article, en);
-            }
-            let s = names.settle();
+            let s = settled_after(&order);
             assert_eq!(s.names[0].1, "Choi Tae-won", "order {order:?}");
             assert_eq!(s.renamings.keys().collect::<Vec<_>>(), ["b.txt"]);
         }
