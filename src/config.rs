@@ -1130,6 +1130,13 @@ mod tests {
         load(Some(&path), &BTreeMap::new(), &Overrides::default())
     }
 
+    /// Loading `text` fails with an error that says `wanted`.
+    #[track_caller]
+    fn assert_refused(text: &str, wanted: &str) {
+        let err = load_text(text).unwrap_err();
+        assert!(err.to_string().contains(wanted), "{err}");
+    }
+
     #[test]
     fn defaults_alone_are_valid() {
         let s = load(None, &BTreeMap::new(), &Overrides::default()).unwrap();
@@ -1209,8 +1216,7 @@ mod tests {
 
     #[test]
     fn unknown_section_is_an_error() {
-        let err = load_text("[endpont]\nmodel = \"m\"\n").unwrap_err();
-        assert!(err.to_string().contains("`endpont.model`"), "{err}");
+        assert_refused("[endpont]\nmodel = \"m\"\n", "`endpont.model`");
     }
 
     #[test]
@@ -1224,20 +1230,16 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let err = load_text("[endpoint]\nrequest_timeout = \"soon\"\n").unwrap_err();
-        assert!(
-            err.to_string().contains("endpoint.request_timeout"),
-            "{err}"
+        assert_refused(
+            "[endpoint]\nrequest_timeout = \"soon\"\n",
+            "endpoint.request_timeout",
         );
-        let err = load_text("[endpoint]\nauth = \"basic\"\n").unwrap_err();
-        assert!(
-            err.to_string().contains("\"bearer\" or \"api-key\""),
-            "{err}"
+        assert_refused(
+            "[endpoint]\nauth = \"basic\"\n",
+            "\"bearer\" or \"api-key\"",
         );
-        let err = load_text("[output]\nformats = [\"pdf\"]\n").unwrap_err();
-        assert!(err.to_string().contains("output.formats"), "{err}");
-        let err = load_text("[limits]\nmax_in_flight = 0\n").unwrap_err();
-        assert!(err.to_string().contains("at least 1"), "{err}");
+        assert_refused("[output]\nformats = [\"pdf\"]\n", "output.formats");
+        assert_refused("[limits]\nmax_in_flight = 0\n", "at least 1");
     }
 
     #[test]
@@ -1291,8 +1293,10 @@ mod tests {
         assert_eq!(s.endpoint.context_window, 128_000);
         let s = load_text("[endpoint]\nmodel = \"llama\"\n").unwrap();
         assert_eq!(s.endpoint.context_window, 8192);
-        let err = load_text("[endpoint]\nmodel = \"llama\"\ncontext_window = 1024\n").unwrap_err();
-        assert!(err.to_string().contains("brief_max_tokens"), "{err}");
+        assert_refused(
+            "[endpoint]\nmodel = \"llama\"\ncontext_window = 1024\n",
+            "brief_max_tokens",
+        );
     }
 
     #[test]
@@ -1315,17 +1319,19 @@ mod tests {
             "{source:?}"
         );
 
-        let err = load_text("[pricing]\ninput_per_million = 0.4\n").unwrap_err();
-        assert!(err.to_string().contains("per model now"), "{err}");
-        let err = load_text("[pricing]\n\"m\" = 0.4\n").unwrap_err();
-        assert!(
-            err.to_string().contains("{ input = 0.40, output = 1.60 }"),
-            "{err}"
+        assert_refused("[pricing]\ninput_per_million = 0.4\n", "per model now");
+        assert_refused(
+            "[pricing]\n\"m\" = 0.4\n",
+            "{ input = 0.40, output = 1.60 }",
         );
-        let err = load_text("[pricing]\n\"m\" = { input = -1, output = 1 }\n").unwrap_err();
-        assert!(err.to_string().contains("0 or more"), "{err}");
-        let err = load_text("[pricing]\n\"m\" = { input = 1, outptu = 1 }\n").unwrap_err();
-        assert!(err.to_string().contains("pricing.m"), "{err}");
+        assert_refused(
+            "[pricing]\n\"m\" = { input = -1, output = 1 }\n",
+            "0 or more",
+        );
+        assert_refused(
+            "[pricing]\n\"m\" = { input = 1, outptu = 1 }\n",
+            "pricing.m",
+        );
     }
 
     #[test]
