@@ -613,19 +613,11 @@ impl<'a> Digester<'a> {
         // one of them.
         let everything: String = briefs.iter().map(brief_text).collect::<Vec<_>>().join("\n");
         let all = SourceFigures::new(&everything);
-        for (field, text) in [
-            ("title.ko", &reply.title.ko),
-            ("title.en", &reply.title.en),
-            ("overview.ko", &reply.overview.ko),
-            ("overview.en", &reply.overview.en),
-        ] {
-            for f in all.unsupported(text) {
-                checks.unsupported_figures.push(FigureCheck {
-                    text: f.text,
-                    field: field.to_string(),
-                });
-            }
-        }
+        checks.unsupported_figures.extend(unsupported_figures(
+            &all,
+            [("title", &reply.title), ("overview", &reply.overview)],
+            "",
+        ));
         let mut placed: BTreeSet<String> = BTreeSet::new();
         let mut stories: Vec<(String, Story)> = Vec::new();
         for s in reply.stories {
@@ -648,19 +640,11 @@ impl<'a> Digester<'a> {
                 .collect::<Vec<_>>()
                 .join("\n");
             let figures = SourceFigures::new(&source_text);
-            for (field, text) in [
-                ("headline.ko", &s.headline.ko),
-                ("headline.en", &s.headline.en),
-                ("summary.ko", &s.summary.ko),
-                ("summary.en", &s.summary.en),
-            ] {
-                for f in figures.unsupported(text) {
-                    checks.unsupported_figures.push(FigureCheck {
-                        text: f.text,
-                        field: format!("{}: {field}", s.headline.en),
-                    });
-                }
-            }
+            checks.unsupported_figures.extend(unsupported_figures(
+                &figures,
+                [("headline", &s.headline), ("summary", &s.summary)],
+                &format!("{}: ", s.headline.en),
+            ));
             let topic = if TOPICS.iter().any(|(t, _)| *t == s.topic) {
                 s.topic
             } else {
@@ -751,6 +735,27 @@ impl<'a> Digester<'a> {
             generated_at: crate::pipeline::now_rfc3339(),
         }
     }
+}
+
+/// The figures of `fields` (both languages of each, Korean first) that `source` does not hold,
+/// each named `{prefix}{field}.ko` or `.en`.
+fn unsupported_figures(
+    source: &SourceFigures,
+    fields: [(&str, &Bilingual); 2],
+    prefix: &str,
+) -> Vec<FigureCheck> {
+    let mut found = Vec::new();
+    for (field, text) in fields {
+        for (lang, text) in [("ko", &text.ko), ("en", &text.en)] {
+            for f in source.unsupported(text) {
+                found.push(FigureCheck {
+                    text: f.text,
+                    field: format!("{prefix}{field}.{lang}"),
+                });
+            }
+        }
+    }
+    found
 }
 
 /// Every text of a brief (both languages), where a digest's figures must come from.
