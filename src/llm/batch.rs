@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::client::{ApiKey, ClientError, connect_cause, endpoint_headers};
+use super::client::{ApiKey, ClientError, connect_cause, endpoint_headers, http_builder};
 use super::retry::{LlmError, Verdict, backoff, classify, redact};
 use super::types::{ApiError, ChatReply, ParsedReply, Purpose, parse_error, parse_reply};
 use crate::config::{EndpointSettings, LimitSettings};
@@ -283,11 +283,7 @@ impl BatchApi {
         key: Option<ApiKey>,
         cancel: CancellationToken,
     ) -> Result<BatchApi, ClientError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(endpoint.connect_timeout)
-            .timeout(endpoint.request_timeout)
-            .user_agent(concat!("hanbrief/", env!("CARGO_PKG_VERSION")))
+        let http = http_builder(endpoint)
             .build()
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let headers = endpoint_headers(endpoint, key.as_ref())?;

@@ -310,6 +310,17 @@ impl std::fmt::Debug for ChatClient {
     }
 }
 
+/// An HTTP client for `endpoint`, chat and batch alike: its timeouts and our user agent.
+pub(crate) fn http_builder(endpoint: &EndpointSettings) -> reqwest::ClientBuilder {
+    // reqwest is built with rustls but no default crypto provider (ARCHITECTURE.md,
+    // Dependencies): install ring once per process. A second install fails harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(endpoint.connect_timeout)
+        .timeout(endpoint.request_timeout)
+        .user_agent(concat!("hanbrief/", env!("CARGO_PKG_VERSION")))
+}
+
 /// The headers every request to `endpoint` carries, chat and batch alike: its configured
 /// `headers`, and the key as `auth` says (marked sensitive, so that no debug output shows it).
 pub(crate) fn endpoint_headers(
@@ -352,14 +363,8 @@ impl ChatClient {
         key: Option<ApiKey>,
         cancel: CancellationToken,
     ) -> Result<ChatClient, ClientError> {
-        // reqwest is built with rustls but no default crypto provider (ARCHITECTURE.md, Dependencies): install
-        // ring once per process. A second install fails harmlessly.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(endpoint.connect_timeout)
-            .timeout(endpoint.request_timeout)
+        let http = http_builder(endpoint)
             .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("hanbrief/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let mut url = reqwest::Url::parse(&format!("{}/chat/completions", endpoint.base_url))
