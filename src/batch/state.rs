@@ -219,29 +219,30 @@ fn put_request(c: &Connection, row: &ReqRow) -> rusqlite::Result<()> {
 
 /// Writes request rows (their new states), in one transaction.
 pub(crate) async fn save_requests(store: &Store, rows: &[ReqRow]) -> Result<(), StoreError> {
-    let rows = rows.to_vec();
-    store
-        .run(move |db| {
-            let c = db.conn();
-            let tx = c.unchecked_transaction()?;
-            for row in &rows {
-                put_request(&tx, row)?;
-            }
-            tx.commit()
-        })
-        .await
+    write_each(store, rows.to_vec(), put_request).await
 }
 
 /// Drops request rows.
 pub(crate) async fn delete_requests(store: &Store, keys: &[String]) -> Result<(), StoreError> {
-    let keys = keys.to_vec();
+    write_each(store, keys.to_vec(), |c, key| {
+        c.prepare_cached("DELETE FROM batch_requests WHERE key = ?1")?
+            .execute(params![key])
+            .map(drop)
+    })
+    .await
+}
+
+/// `write` for each of `items`, in one transaction: all of them or none.
+async fn write_each<T: Send + 'static>(
+    store: &Store,
+    items: Vec<T>,
+    write: fn(&Connection, &T) -> rusqlite::Result<()>,
+) -> Result<(), StoreError> {
     store
         .run(move |db| {
-            let c = db.conn();
-            let tx = c.unchecked_transaction()?;
-            for key in &keys {
-                tx.prepare_cached("DELETE FROM batch_requests WHERE key = ?1")?
-                    .execute(params![key])?;
+            let tx = db.conn().unchecked_transaction()?;
+            for item in &items {
+                write(&tx, item)?;
             }
             tx.commit()
         })
