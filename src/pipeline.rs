@@ -276,14 +276,18 @@ pub async fn run(
     if let Some(b) = &batch {
         client = client.with_deferral(b.queue());
     }
-    if let Some(store) = store.as_ref().filter(|_| !opts.dry_run) {
-        client = client
-            .with_cache(Arc::new(StoreCache {
-                store: store.clone(),
-                model: settings.endpoint.model.clone(),
-                read: !opts.force,
-            }))
-            .await;
+    if let Some(store) = &store {
+        let cache = StoreCache {
+            store: store.clone(),
+            model: settings.endpoint.model.clone(),
+            read: !opts.force,
+        };
+        client = match opts.dry_run {
+            false => client.with_cache(Arc::new(cache)).await,
+            // Which model answers decides whether a brief is unchanged; the store is read-only,
+            // so nothing is recorded.
+            true => client.identify(&cache).await,
+        };
     }
     if let Some(p) = &opts.progress {
         p.watch(client.stats_handle(), client.limiter_handle());
@@ -314,7 +318,7 @@ pub async fn run(
         summarizer,
         shutdown,
         store: store.clone(),
-        settings_hash: settings_fingerprint(settings, &prompts),
+        settings_hash: settings_fingerprint(settings, &prompts, client.identity()),
         fatal: Mutex::new(None),
         names: Names::new(
             &settings.glossary,
@@ -495,9 +499,16 @@ pub async fn run(
 /// A hash of everything besides the article that shapes its brief: the model and sampling,
 /// the prompts, the chunking budgets, the summary strategy, the context window, the glossary,
 /// the brief's schema and hanbrief's version (a new version may clean or check differently).
-/// Not the endpoint's URL, limits or output formats, which change how a brief is fetched or
-/// shown, not what it says.
-pub fn settings_fingerprint(settings: &Settings, prompts: &Prompts) -> String {
+/// The model is its name plus, when it is not the first model the output folder saw under that
+/// name, its `identity` ([`ChatClient::identity`]: the endpoint and what the server says about
+/// the model), so that a swapped model file or another provider makes every brief again. Not
+/// the limits or output formats, which change how a brief is fetched or shown, not what it
+/// says.
+pub fn settings_fingerprint(
+    settings: &Settings,
+    prompts: &Prompts,
+    identity: Option<&str>,
+) -> String {
     let e = &settings.endpoint;
     let c = &settings.chunking;
     let mut shape = serde_json::json!({
@@ -522,6 +533,10 @@ pub fn settings_fingerprint(settings: &Settings, prompts: &Prompts) -> String {
     // Only when set, so that fingerprints of runs without it are unchanged.
     if let Some(effort) = &e.reasoning_effort {
         shape["reasoning_effort"] = serde_json::json!(effort);
+    }
+    // Likewise only for a model other than the folder's first under this name.
+    if let Some(identity) = identity {
+        shape["identity"] = serde_json::json!(identity);
     }
     blake3::hash(shape.to_string().as_bytes())
         .to_hex()

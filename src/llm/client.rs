@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{Deferral, DeferredRequest};
+use super::identity::{self, ModelIdentity};
 use super::quirks::{Quirks, is_reasoning_model, reasoning_room};
 use super::retry::{LlmError, Param, Verdict, backoff, classify, redact};
 use super::types::{
@@ -99,6 +100,16 @@ pub trait CallCache: Send + Sync {
     /// Remembers one thing learned about `model` at `endpoint`. Must not block: called from
     /// the middle of a call, it queues the write.
     fn learn(&self, _endpoint: &str, _model: &str, _key: &str, _value: &str) {}
+    /// Which identity `model` at `endpoint` (normalised) has, as `described` by the server now
+    /// (or as remembered), and what it mixes into keys; records it. See [`super::identity`].
+    fn identify<'a>(
+        &'a self,
+        _model: &'a str,
+        _endpoint: &'a str,
+        _described: Option<String>,
+    ) -> BoxFuture<'a, ModelIdentity> {
+        Box::pin(async { ModelIdentity::default() })
+    }
 }
 
 /// Counters for progress, the report and the bench.
@@ -289,6 +300,8 @@ pub struct ChatClient {
     deferral: Option<Arc<dyn Deferral>>,
     /// What this endpoint and model refuse or say differently.
     quirks: Quirks,
+    /// Which model answers, once [`ChatClient::identify`] has asked: what cache keys mix in.
+    identity: ModelIdentity,
     activity: Arc<Activity>,
     /// Stops the watchdog when the client is dropped.
     watchdog: CancellationToken,
@@ -423,6 +436,7 @@ impl ChatClient {
             fatal: std::sync::OnceLock::new(),
             deferral: None,
             quirks: Quirks::new(&endpoint.base_url, &endpoint.model),
+            identity: ModelIdentity::default(),
             activity,
             watchdog,
         })
@@ -436,9 +450,10 @@ impl ChatClient {
         self
     }
 
-    /// Routes every call through `cache`, and starts from what earlier runs learned about this
-    /// endpoint and model.
+    /// Routes every call through `cache`, keyed by the model that answers ([`Self::identify`]),
+    /// and starts from what earlier runs learned about this endpoint and model.
     pub async fn with_cache(mut self, cache: Arc<dyn CallCache>) -> ChatClient {
+        self = self.identify(cache.as_ref()).await;
         self.quirks.attach(cache.clone()).await;
         let learned = self.quirks.get();
         if self.endpoint.structured_output == StructuredOutput::Auto
@@ -458,6 +473,89 @@ impl ChatClient {
         }
         self.cache = Some(cache);
         self
+    }
+
+    /// Works out which model answers (see [`super::identity`]): asks the server's
+    /// `GET {base_url}/models` once (a short wait; any failure only means the description
+    /// `memory` remembers is used) and lets `memory` decide what keys mix in. A model the
+    /// output folder knows under another identity is said at the default log level, since every
+    /// brief made with the other one is made again.
+    pub async fn identify(mut self, memory: &dyn CallCache) -> ChatClient {
+        let endpoint = identity::normalise_endpoint(&self.endpoint.base_url);
+        let described = match self.describe_model().await {
+            Ok(d) => Some(d),
+            Err(why) => {
+                tracing::debug!(
+                    "{}/models does not describe {} ({why}); using what an earlier run saw",
+                    self.endpoint.base_url,
+                    self.endpoint.model
+                );
+                None
+            }
+        };
+        let found = memory
+            .identify(&self.endpoint.model, &endpoint, described)
+            .await;
+        let what = found.description.as_deref().unwrap_or("not described");
+        if found.new && found.changed {
+            tracing::info!(
+                "{} at {} is not the model this output folder first saw under that name ({what}): \
+                 its answers are cached apart, and briefs made with another model are made again",
+                self.endpoint.model,
+                endpoint
+            );
+        } else {
+            tracing::debug!(model = %self.endpoint.model, %endpoint, mixed = found.mix.is_some(), "model identity: {what}");
+        }
+        self.identity = found;
+        self
+    }
+
+    /// What the server's `/models` list says about the configured model, or why nothing.
+    async fn describe_model(&self) -> Result<String, String> {
+        let mut url = reqwest::Url::parse(&format!("{}/models", self.endpoint.base_url))
+            .map_err(|e| e.to_string())?;
+        if !self.endpoint.query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in &self.endpoint.query {
+                pairs.append_pair(k, v);
+            }
+        }
+        let mut headers = self.headers.clone();
+        headers.remove(CONTENT_TYPE);
+        let request = self
+            .http
+            .get(url)
+            .headers(headers)
+            .timeout(MODELS_TIMEOUT.min(self.endpoint.request_timeout))
+            .send();
+        let response = tokio::select! {
+            r = request => r.map_err(|e| self.redacted(&e.without_url().to_string()))?,
+            _ = self.cancel.cancelled() => return Err("interrupted".into()),
+        };
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("HTTP {}", status.as_u16()));
+        }
+        let body = match read_capped(response, MAX_REPLY_BYTES).await {
+            Ok(Capped::Whole(b)) => b,
+            Ok(Capped::Cut(_)) => return Err(format!("a list over {MAX_REPLY_BYTES} bytes")),
+            Err(e) => return Err(self.redacted(&e.without_url().to_string())),
+        };
+        let list: serde_json::Value =
+            serde_json::from_str(&body).map_err(|_| "not a JSON list of models".to_string())?;
+        identity::describe(&list, &self.endpoint.model).ok_or_else(|| {
+            format!(
+                "{} is not listed, and the list is not of one model",
+                self.endpoint.model
+            )
+        })
+    }
+
+    /// What keys and fingerprints mix in for the model that answers: `None` for the first
+    /// model an output folder saw under the configured name (or before [`Self::identify`]).
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.mix.as_deref()
     }
 
     /// Batch mode: a call the cache cannot answer is handed to `deferral` (and fails with
@@ -556,7 +654,7 @@ impl ChatClient {
         if let Some(cache) = &self.cache {
             let messages = self.wire_messages(&request.messages);
             cache
-                .forget(&cache_key(&self.endpoint, &messages, request))
+                .forget(&cache_key(&self.endpoint, self.identity(), &messages, request))
                 .await;
         }
     }
@@ -604,7 +702,7 @@ impl ChatClient {
             return Err(e.clone());
         }
         let messages = self.wire_messages(&request.messages);
-        let key = cache_key(&self.endpoint, &messages, &request);
+        let key = cache_key(&self.endpoint, self.identity(), &messages, &request);
         if let Some(outcome) = self.deferral.as_ref().and_then(|d| d.collected(&key)) {
             return outcome;
         }
@@ -1606,6 +1704,8 @@ pub(crate) fn connect_cause(e: &reqwest::Error, connect_timeout: Duration) -> St
 /// (a wrong `base_url` serving a file, a broken proxy), and reading it whole could exhaust
 /// memory. The call fails, naming the limit, and is not retried.
 pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+/// The longest wait for `GET /models` (a run waits for it once, before its first call).
+const MODELS_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most of an error body that is read: its message is cut to one line anyway.
 const MAX_ERROR_BYTES: usize = 64 * 1024;
 
@@ -1641,8 +1741,15 @@ async fn read_capped(
 }
 
 /// The cache key of a request: a hash of everything that shapes the answer (model, messages as
-/// sent, reply budget, format and schema, temperature), never of the key or the URL.
-fn cache_key(endpoint: &EndpointSettings, messages: &[Message], request: &ChatRequest) -> String {
+/// sent, reply budget, format and schema, temperature), never of the API key. The model is its
+/// name plus, when it is not the first model the output folder saw under that name, its
+/// `identity` (the endpoint and what the server says about it: [`super::identity`]).
+fn cache_key(
+    endpoint: &EndpointSettings,
+    identity: Option<&str>,
+    messages: &[Message],
+    request: &ChatRequest,
+) -> String {
     let format = match &request.format {
         ReplyFormat::Text => json!("text"),
         ReplyFormat::Json { name, schema, .. } => json!({"name": name, "schema": schema}),
@@ -1660,6 +1767,10 @@ fn cache_key(endpoint: &EndpointSettings, messages: &[Message], request: &ChatRe
     // Only when set, so that keys of calls made without it are unchanged.
     if let Some(effort) = &endpoint.reasoning_effort {
         canonical["reasoning_effort"] = json!(effort);
+    }
+    // Likewise only for a model other than the folder's first under this name.
+    if let Some(identity) = identity {
+        canonical["identity"] = json!(identity);
     }
     blake3::hash(canonical.to_string().as_bytes())
         .to_hex()

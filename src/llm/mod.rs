@@ -4,12 +4,15 @@
 //! - [`retry`]: what to do about each failure (retry, pause everyone, fail, stop the run), the
 //!   backoff, and the provider's retry headers;
 //! - [`quirks`]: what each server refuses or says differently, learned per endpoint and model;
+//! - [`identity`]: which model answers (the endpoint and what its `/models` says), mixed into
+//!   cache keys and settings fingerprints when it is not the one an output folder saw first;
 //! - [`client`]: [`ChatClient`], the single door every call goes through;
 //! - [`batch`]: the provider's Batch API (files and batches), and the hook through which the
 //!   client defers calls to a batch.
 
 pub mod batch;
 pub mod client;
+pub mod identity;
 pub mod quirks;
 pub mod retry;
 pub mod types;

@@ -295,18 +295,19 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Reply {
         // The Batch API has its own counters: `requests` counts chat calls only.
         return batch::handle(&state, req).await;
     }
-    c.requests.fetch_add(1, Ordering::Relaxed);
-    if req.method() == hyper::Method::GET && req.uri().path().ends_with("/_mock/stats") {
-        c.requests.fetch_sub(1, Ordering::Relaxed);
-        let stats = serde_json::to_value(snapshot(c)).expect("stats serialise");
-        return Ok(json_response(StatusCode::OK, &stats, &[]));
-    }
+    // The model list is not a chat call (hanbrief asks for it once per run).
     if req.method() == hyper::Method::GET && req.uri().path().ends_with("/models") {
         return Ok(json_response(
             StatusCode::OK,
             &json!({"object": "list", "data": [{"id": "mock", "object": "model"}]}),
             &[],
         ));
+    }
+    c.requests.fetch_add(1, Ordering::Relaxed);
+    if req.method() == hyper::Method::GET && req.uri().path().ends_with("/_mock/stats") {
+        c.requests.fetch_sub(1, Ordering::Relaxed);
+        let stats = serde_json::to_value(snapshot(c)).expect("stats serialise");
+        return Ok(json_response(StatusCode::OK, &stats, &[]));
     }
     if req.method() != hyper::Method::POST || !req.uri().path().ends_with("/chat/completions") {
         return Ok(error_response(

@@ -5,6 +5,7 @@ use futures::future::BoxFuture;
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, flush_touched, now};
+use crate::llm::identity::ModelIdentity;
 use crate::llm::{CallCache, ChatReply};
 
 pub(super) const TABLE: &str = "CREATE TABLE IF NOT EXISTS calls (
@@ -148,6 +149,25 @@ impl CallCache for StoreCache {
 
     fn learn(&self, endpoint: &str, model: &str, key: &str, value: &str) {
         self.store.learn_quirk(endpoint, model, key, value);
+    }
+
+    fn identify<'a>(
+        &'a self,
+        model: &'a str,
+        endpoint: &'a str,
+        described: Option<String>,
+    ) -> BoxFuture<'a, ModelIdentity> {
+        Box::pin(async move {
+            self.store
+                .identify(model, endpoint, described)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(
+                        "cannot read or record which model answers ({e}); its answers are keyed as the first model's"
+                    );
+                    ModelIdentity::default()
+                })
+        })
     }
 }
 

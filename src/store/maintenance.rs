@@ -102,14 +102,15 @@ impl Store {
     }
 
     /// Removes every cached call, and with `everything` the manifest, the names registry, what
-    /// was learned about endpoints and the run history too.
+    /// was learned about endpoints, the models seen and the run history too. (Without it the
+    /// models stay: the manifest's fingerprints were made from them.)
     pub async fn clear(&self, everything: bool) -> Result<usize, StoreError> {
         self.run(move |db| {
             db.touched.clear();
             let n = db.conn.execute("DELETE FROM calls", [])?;
             if everything {
                 db.conn.execute_batch(
-                    "DELETE FROM articles; DELETE FROM names; DELETE FROM runs; DELETE FROM quirks;",
+                    "DELETE FROM articles; DELETE FROM names; DELETE FROM runs; DELETE FROM quirks; DELETE FROM models;",
                 )?;
             }
             db.conn

@@ -14,6 +14,10 @@
 //! - **Quirks** (`quirks.rs`): what the client learned about an endpoint and model (a refused
 //!   parameter, the server's real context size, …; see `llm::quirks`), so that the next run
 //!   does not pay for the same refusal again.
+//! - **Models** (`models.rs`): every identity (endpoint, and what its `/models` says) under
+//!   which each configured model was seen, and what it mixes into keys and fingerprints: nothing
+//!   for the first one, so that a brief stays "unchanged" until the model behind the name
+//!   changes (see `llm::identity`).
 //!
 //! **One thread owns the connection.** SQLite calls block (on the disk, and on another
 //! process's write lock for up to the busy timeout), so they never run on the async runtime's
@@ -37,6 +41,7 @@ mod articles;
 mod calls;
 mod lock;
 mod maintenance;
+mod models;
 mod names;
 mod quirks;
 mod runs;
@@ -69,6 +74,7 @@ const TABLES: &[&str] = &[
     articles::TABLE,
     names::TABLE,
     quirks::TABLE,
+    models::TABLE,
     runs::TABLE,
 ];
 
