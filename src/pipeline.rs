@@ -284,9 +284,10 @@ pub async fn run(
         };
         client = match opts.dry_run {
             false => client.with_cache(Arc::new(cache)).await,
-            // Which model answers decides whether a brief is unchanged; the store is read-only,
-            // so nothing is recorded.
-            true => client.identify(&cache).await,
+            // Which model answers decides whether a brief is unchanged. A dry run uses no
+            // network: the model last seen here is assumed; the store is read-only, so nothing
+            // is recorded.
+            true => client.identify(&cache, false).await,
         };
     }
     if let Some(p) = &opts.progress {

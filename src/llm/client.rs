@@ -453,7 +453,7 @@ impl ChatClient {
     /// Routes every call through `cache`, keyed by the model that answers ([`Self::identify`]),
     /// and starts from what earlier runs learned about this endpoint and model.
     pub async fn with_cache(mut self, cache: Arc<dyn CallCache>) -> ChatClient {
-        self = self.identify(cache.as_ref()).await;
+        self = self.identify(cache.as_ref(), true).await;
         self.quirks.attach(cache.clone()).await;
         let learned = self.quirks.get();
         if self.endpoint.structured_output == StructuredOutput::Auto
@@ -475,14 +475,19 @@ impl ChatClient {
         self
     }
 
-    /// Works out which model answers (see [`super::identity`]): asks the server's
+    /// Works out which model answers (see [`super::identity`]): with `ask`, asks the server's
     /// `GET {base_url}/models` once (a short wait; any failure only means the description
-    /// `memory` remembers is used) and lets `memory` decide what keys mix in. A model the
-    /// output folder knows under another identity is said at the default log level, since every
-    /// brief made with the other one is made again.
-    pub async fn identify(mut self, memory: &dyn CallCache) -> ChatClient {
+    /// `memory` remembers is used; without `ask`, as for a dry run, which uses no network, the
+    /// remembered one is) and lets `memory` decide what keys mix in. A model the output folder
+    /// knows under another identity is said at the default log level, since every brief made
+    /// with the other one is made again.
+    pub async fn identify(mut self, memory: &dyn CallCache, ask: bool) -> ChatClient {
         let endpoint = identity::normalise_endpoint(&self.endpoint.base_url);
-        let described = match self.describe_model().await {
+        let answer = match ask {
+            true => self.describe_model().await,
+            false => Err("not asked".to_string()),
+        };
+        let described = match answer {
             Ok(d) => Some(d),
             Err(why) => {
                 tracing::debug!(

@@ -126,7 +126,7 @@ async fn summarize_refuses_a_prompts_folder_that_is_not_there() {
         "{}",
         output_text(&out)
     );
-    assert!(env.server.received_requests().await.unwrap().is_empty());
+    assert!(env.calls().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

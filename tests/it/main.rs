@@ -8,6 +8,7 @@ mod costs;
 mod digest;
 mod edges;
 mod grounding;
+mod identity;
 mod logging;
 mod outputs;
 mod pipeline;

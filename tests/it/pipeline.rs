@@ -15,10 +15,8 @@ fn ok(content: &str) -> ResponseTemplate {
 }
 
 async fn bodies(env: &TestEnv) -> Vec<Value> {
-    env.server
-        .received_requests()
+    env.calls()
         .await
-        .expect("recording is on")
         .iter()
         .map(|r| r.body_json::<Value>().expect("JSON request body"))
         .collect()
@@ -82,7 +80,7 @@ async fn a_short_article_takes_exactly_one_call() {
     assert_eq!(body["model"], "test-model");
     assert_eq!(body["max_tokens"], 2000);
     assert_eq!(body["response_format"]["type"], "json_schema");
-    let requests = env.server.received_requests().await.unwrap();
+    let requests = env.calls().await;
     assert_eq!(
         requests[0].headers["authorization"],
         "Bearer sk-test-key-0123456789"

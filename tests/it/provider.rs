@@ -307,7 +307,7 @@ async fn context_length_exceeded_splits_into_smaller_calls_that_succeed() {
     assert!(too_long.load(Ordering::SeqCst) >= 1);
     let brief = env.brief("long.txt");
     assert_eq!(brief["title"]["en"], "Chip exports hit a record");
-    let requests = env.server.received_requests().await.unwrap();
+    let requests = env.calls().await;
     let maps = requests
         .iter()
         .filter(|r| String::from_utf8_lossy(&r.body).contains("of a long news article"))
@@ -347,7 +347,7 @@ async fn a_reply_cut_at_the_limit_is_retried_with_more_room_never_accepted() {
         .await;
     let out = env.summarize(&[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    let requests = env.server.received_requests().await.unwrap();
+    let requests = env.calls().await;
     let budgets: Vec<u64> = requests
         .iter()
         .map(|r| {
@@ -395,7 +395,7 @@ mod signals {
     /// there), so the signal lands while that call is in flight.
     async fn first_call_in_flight(env: &TestEnv) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while env.server.received_requests().await.unwrap().is_empty() {
+        while env.calls().await.is_empty() {
             assert!(Instant::now() < deadline, "no call reached the provider");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -433,7 +433,7 @@ mod signals {
         // The call in flight finished and its brief was written; nothing new was started.
         assert_eq!(report["totals"]["written"], 1, "{report}");
         assert_eq!(report["totals"]["not_done"], 3, "{report}");
-        assert_eq!(env.server.received_requests().await.unwrap().len(), 1);
+        assert_eq!(env.calls().await.len(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -491,7 +491,7 @@ async fn notes_cut_at_the_limit_are_kept_whole_lines_only_with_a_warning() {
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let brief = env.brief("long.txt");
     let chunks = brief["source"]["chunks"].as_u64().unwrap();
-    let requests = env.server.received_requests().await.unwrap();
+    let requests = env.calls().await;
     let bodies: Vec<Value> = requests.iter().map(|r| r.body_json().unwrap()).collect();
     let maps: Vec<&Value> = bodies
         .iter()

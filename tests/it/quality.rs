@@ -223,7 +223,7 @@ mod end_to_end {
         assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
         // Only the names of this article are pinned in its prompt.
         let body = String::from_utf8(
-            env.server.received_requests().await.unwrap()[0]
+            env.calls().await[0]
                 .body
                 .clone(),
         )
@@ -331,7 +331,7 @@ mod end_to_end {
         );
 
         // The injected lines sit between the fence lines, with our instructions after them.
-        let first: Value = env.server.received_requests().await.unwrap()[0]
+        let first: Value = env.calls().await[0]
             .body_json()
             .unwrap();
         let user = first["messages"][1]["content"].as_str().unwrap();

@@ -87,6 +87,20 @@ fn ok_status() -> u16 {
     200
 }
 
+impl Reply {
+    /// The reply as recorded, without placeholders (a model list has none).
+    fn template(&self) -> ResponseTemplate {
+        let mut template = ResponseTemplate::new(self.status);
+        for (k, v) in &self.headers {
+            template = template.insert_header(k.as_str(), v.as_str());
+        }
+        match &self.body {
+            Some(body) => template.set_body_json(body),
+            None => template,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Expect {
@@ -285,7 +299,7 @@ fn fixture_files() -> Vec<PathBuf> {
         for f in std::fs::read_dir(&server).unwrap() {
             let f = f.unwrap().path();
             let name = f.file_name().unwrap().to_string_lossy().to_string();
-            if name.ends_with(".json") && name != "ok.json" {
+            if name.ends_with(".json") && name != "ok.json" && name != "models.json" {
                 files.push(f);
             }
         }
@@ -539,6 +553,15 @@ async fn replay(file: PathBuf) -> Outcome {
     if fixture.articles.short == 0 && fixture.articles.long == 0 {
         env.short_articles(1);
     }
+    // The server's model list, where the folder has one (a run asks for it once); without one
+    // the request goes unanswered (404), as on a server that has no list.
+    if let Some(models) = model_list(file.parent().unwrap()) {
+        Mock::given(method("GET"))
+            .and(path("/v1/models"))
+            .respond_with(models.template())
+            .mount(&env.server)
+            .await;
+    }
     let seen = Arc::new(Mutex::new(Vec::new()));
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
@@ -669,6 +692,16 @@ fn table(outcomes: &[Outcome]) -> String {
     out
 }
 
+/// The server's answer to `GET /v1/models` (`models.json` in its folder), if recorded.
+fn model_list(server: &Path) -> Option<Reply> {
+    let path = server.join("models.json");
+    let text = std::fs::read_to_string(&path).ok()?;
+    Some(
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not a reply: {e}", path.display())),
+    )
+}
+
 #[test]
 fn every_fixture_names_its_source_and_every_server_has_a_normal_reply() {
     let mut servers = std::collections::BTreeSet::new();
@@ -687,5 +720,12 @@ fn every_fixture_names_its_source_and_every_server_has_a_normal_reply() {
             serde_json::from_str(&std::fs::read_to_string(server.join("ok.json")).unwrap())
                 .unwrap();
         assert!(!ok.source.is_empty(), "{}/ok.json", server.display());
+        if let Some(models) = model_list(&server) {
+            assert!(
+                models.source.iter().all(|s| s.len() > 20) && !models.source.is_empty(),
+                "{}/models.json: name the source",
+                server.display()
+            );
+        }
     }
 }

@@ -220,7 +220,7 @@ async fn a_second_run_on_the_same_folder_is_refused_while_the_first_runs() {
         .unwrap();
     // Wait until the first run holds the folder (its first call has arrived).
     for _ in 0..100 {
-        if !env.server.received_requests().await.unwrap().is_empty() {
+        if !env.calls().await.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -264,7 +264,7 @@ async fn a_run_killed_with_sigkill_loses_no_finished_call() {
     // Kill it hard while its third call is in flight. The wait is long because a loaded
     // machine can take seconds to start the child; it ends as soon as the calls arrive.
     for _ in 0..3000 {
-        if env.server.received_requests().await.unwrap().len() >= 3 {
+        if env.calls().await.len() >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -273,7 +273,7 @@ async fn a_run_killed_with_sigkill_loses_no_finished_call() {
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     assert_eq!(status.code(), None, "killed by a signal");
-    let sent_before = env.server.received_requests().await.unwrap().len();
+    let sent_before = env.calls().await.len();
     let finished = cache_stats(&env).await["calls"].as_u64().unwrap() as usize;
     assert!(
         finished >= 2 && finished < n,

@@ -208,6 +208,29 @@ shutdown_grace = "2s"
     pub fn report(&self) -> Value {
         read_json(&self.out().join("_report.json"))
     }
+
+    /// The chat-completions calls the provider received, in order: not the `GET /models` that
+    /// a run asks once to learn which model answers, nor Batch API traffic.
+    pub async fn calls(&self) -> Vec<wiremock::Request> {
+        self.server
+            .received_requests()
+            .await
+            .expect("recording is on")
+            .into_iter()
+            .filter(|r| r.method.as_str() == "POST" && r.url.path().ends_with("/chat/completions"))
+            .collect()
+    }
+
+    /// The `GET …/models` requests the provider received.
+    pub async fn model_lists(&self) -> usize {
+        self.server
+            .received_requests()
+            .await
+            .expect("recording is on")
+            .iter()
+            .filter(|r| r.method.as_str() == "GET" && r.url.path().ends_with("/models"))
+            .count()
+    }
 }
 
 /// Appends `extra` to `base`, merging sections that appear in both (keys in `extra` win).

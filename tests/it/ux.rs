@@ -181,7 +181,7 @@ async fn every_provider_recipe_sends_the_request_its_provider_expects() {
             shape.recipe,
             output_text(&out)
         );
-        let requests = env.server.received_requests().await.unwrap();
+        let requests = env.calls().await;
         let r = &requests[0];
         let body: Value = r.body_json().unwrap();
         let who = shape.recipe;
@@ -266,7 +266,7 @@ async fn config_check_ping_succeeds_with_one_tiny_call() {
         stderr.contains("ping ok: test-model answered \"OK\""),
         "{stderr}"
     );
-    let body: Value = env.server.received_requests().await.unwrap()[0]
+    let body: Value = env.calls().await[0]
         .body_json()
         .unwrap();
     assert_eq!(body["max_tokens"], 16);
