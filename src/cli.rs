@@ -378,7 +378,8 @@ pub enum CacheCommand {
     /// Remove every cached call (the next run pays for every call again).
     Clear {
         /// Also forget the article manifest, the names registry, what was learned about
-        /// endpoints, and the run history.
+        /// endpoints, the models seen (the next run's model becomes the baseline), and the run
+        /// history.
         #[arg(long)]
         all: bool,
     },

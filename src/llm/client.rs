@@ -518,14 +518,10 @@ impl ChatClient {
 
     /// What the server's `/models` list says about the configured model, or why nothing.
     async fn describe_model(&self) -> Result<String, String> {
-        let mut url = reqwest::Url::parse(&format!("{}/models", self.endpoint.base_url))
-            .map_err(|e| e.to_string())?;
-        if !self.endpoint.query.is_empty() {
-            let mut pairs = url.query_pairs_mut();
-            for (k, v) in &self.endpoint.query {
-                pairs.append_pair(k, v);
-            }
-        }
+        // The chat URL's sibling, with the same query (Azure's `api-version`).
+        let mut url = self.url.clone();
+        let base = url.path().trim_end_matches("/chat/completions").to_string();
+        url.set_path(&format!("{base}/models"));
         let mut headers = self.headers.clone();
         headers.remove(CONTENT_TYPE);
         let request = self
@@ -659,7 +655,12 @@ impl ChatClient {
         if let Some(cache) = &self.cache {
             let messages = self.wire_messages(&request.messages);
             cache
-                .forget(&cache_key(&self.endpoint, self.identity(), &messages, request))
+                .forget(&cache_key(
+                    &self.endpoint,
+                    self.identity(),
+                    &messages,
+                    request,
+                ))
                 .await;
         }
     }

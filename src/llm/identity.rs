@@ -54,19 +54,17 @@ pub fn normalise_endpoint(base_url: &str) -> String {
 /// Servers whose `created` is the time of the request, not of the model: llama.cpp's server
 /// (`std::time(0)` per request), vLLM and the servers that copied its model card (SGLang,
 /// Aphrodite), TensorRT-LLM.
-const REQUEST_TIME_CREATED: &[&str] = &[
-    "llamacpp",
-    "vllm",
-    "sglang",
-    "pygmalionai",
-    "tensorrt_llm",
-];
+const REQUEST_TIME_CREATED: &[&str] =
+    &["llamacpp", "vllm", "sglang", "pygmalionai", "tensorrt_llm"];
 
 /// What the `/models` list `list` says about `model`, as canonical JSON (keys sorted), or
 /// `None` if it says nothing usable (not listed among several, or no known field).
 pub fn describe(list: &Value, model: &str) -> Option<String> {
     let data = list.get("data")?.as_array()?;
-    let by_id = |id: &str| data.iter().find(|m| m.get("id").and_then(Value::as_str) == Some(id));
+    let by_id = |id: &str| {
+        data.iter()
+            .find(|m| m.get("id").and_then(Value::as_str) == Some(id))
+    };
     let entry = by_id(model)
         // Ollama lists `name:latest` for a model asked for as `name`.
         .or_else(|| (!model.contains(':')).then(|| by_id(&format!("{model}:latest")))?)

@@ -149,7 +149,11 @@ mod tests {
             None
         );
         assert_eq!(
-            s.identify("m", E, None).await.unwrap().description.as_deref(),
+            s.identify("m", E, None)
+                .await
+                .unwrap()
+                .description
+                .as_deref(),
             Some("A")
         );
     }

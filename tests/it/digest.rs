@@ -277,7 +277,9 @@ async fn the_schedule_runs_ticks_picks_up_only_new_articles_and_stops_on_sigterm
     assert_eq!(second["briefs"], 1, "only the new article: {second}");
     assert_eq!(second["topics"][0]["stories"][0]["sources"][0]["id"], "a2");
     // The old articles cost nothing in later ticks: 2 briefs + 1 digest, then 1 brief + 1 digest.
-    let briefs_calls = env.calls().await
+    let briefs_calls = env
+        .calls()
+        .await
         .iter()
         .filter(|r| !String::from_utf8_lossy(&r.body).contains("daily digest"))
         .count();
@@ -431,10 +433,7 @@ async fn links_resolve_from_a_relative_briefs_folder_to_an_absolute_output_and_f
         .run(&["digest", "out", "-o", stem.to_str().unwrap(), "--force"])
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert_eq!(
-        env.calls().await.len(),
-        before + 1
-    );
+    assert_eq!(env.calls().await.len(), before + 1);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("1 call (0 cached)"),
         "{}",

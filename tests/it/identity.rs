@@ -96,7 +96,9 @@ struct Chat(Server);
 impl Respond for Chat {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let body = String::from_utf8_lossy(&req.body);
-        if body.contains("Group these items into stories") || body.contains("Write the daily digest") {
+        if body.contains("Group these items into stories")
+            || body.contains("Write the daily digest")
+        {
             return Newsroom {
                 merge_first_two: false,
                 drop_last: false,

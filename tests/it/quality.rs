@@ -222,12 +222,7 @@ mod end_to_end {
         let out = env.summarize(&[]).await;
         assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
         // Only the names of this article are pinned in its prompt.
-        let body = String::from_utf8(
-            env.calls().await[0]
-                .body
-                .clone(),
-        )
-        .unwrap();
+        let body = String::from_utf8(env.calls().await[0].body.clone()).unwrap();
         assert!(
             !body.contains("Hanbit Electronics"),
             "a name the article does not mention was pinned"
@@ -331,9 +326,7 @@ mod end_to_end {
         );
 
         // The injected lines sit between the fence lines, with our instructions after them.
-        let first: Value = env.calls().await[0]
-            .body_json()
-            .unwrap();
+        let first: Value = env.calls().await[0].body_json().unwrap();
         let user = first["messages"][1]["content"].as_str().unwrap();
         let open = user.find("<<<ARTICLE-").expect("an opening fence");
         let marker = &user[open + 3..open + 3 + 16];

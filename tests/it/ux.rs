@@ -266,9 +266,7 @@ async fn config_check_ping_succeeds_with_one_tiny_call() {
         stderr.contains("ping ok: test-model answered \"OK\""),
         "{stderr}"
     );
-    let body: Value = env.calls().await[0]
-        .body_json()
-        .unwrap();
+    let body: Value = env.calls().await[0].body_json().unwrap();
     assert_eq!(body["max_tokens"], 16);
 }
 
