@@ -117,8 +117,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_identity_is_the_baseline_and_others_are_mixed_in() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).await.unwrap();
+        let (_dir, s) = Store::temp().await;
         let first = s.identify("m", E, Some("A".into())).await.unwrap();
         assert_eq!(first.mix, None);
         assert!(first.new && !first.changed);
@@ -160,8 +159,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_identity_first_seen_undescribed_keeps_its_keys_once_described() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).await.unwrap();
+        let (_dir, s) = Store::temp().await;
         assert_eq!(s.identify("m", E, None).await.unwrap().mix, None);
         let described = s.identify("m", E, Some("A".into())).await.unwrap();
         assert_eq!((described.mix, described.new), (None, false));
