@@ -7,7 +7,8 @@
 //! says about the model: `id`, `owned_by`, vLLM's `root` and `parent`, llama.cpp's `meta` (the
 //! file's vocabulary, parameter count and size, but not `n_ctx`, a runtime setting), `path`
 //! where a server reports one, and `created` where it is stable (OpenAI's, Ollama's modified
-//! time) and not the time of the request (llama.cpp, vLLM and the servers built like them).
+//! time) and not the time of the request (llama.cpp, vLLM and the servers built like them, or
+//! any time within minutes of this machine's clock).
 //! If the configured name is not listed but the server lists exactly one model, that one is
 //! described: llama.cpp's server serves one model whatever name a request gives.
 //!
@@ -57,9 +58,21 @@ pub fn normalise_endpoint(base_url: &str) -> String {
 const REQUEST_TIME_CREATED: &[&str] =
     &["llamacpp", "vllm", "sglang", "pygmalionai", "tensorrt_llm"];
 
+/// How close to this machine's clock a `created` must be to be taken for the time of the
+/// request (a server not known to stamp it, doing so anyway) rather than the model's.
+const REQUEST_TIME_WINDOW_S: u64 = 600;
+
 /// What the `/models` list `list` says about `model`, as canonical JSON (keys sorted), or
 /// `None` if it says nothing usable (not listed among several, or no known field).
 pub fn describe(list: &Value, model: &str) -> Option<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    describe_at(list, model, now)
+}
+
+/// [`describe`], with the clock's reading `now` (seconds since the epoch).
+fn describe_at(list: &Value, model: &str, now: u64) -> Option<String> {
     let data = list.get("data")?.as_array()?;
     let by_id = |id: &str| {
         data.iter()
@@ -82,7 +95,10 @@ pub fn describe(list: &Value, model: &str) -> Option<String> {
         meta.remove("n_ctx");
         out.insert("meta".to_string(), Value::Object(meta));
     }
-    if let Some(created) = entry.get("created").filter(|_| created_is_stable(entry)) {
+    if let Some(created) = entry
+        .get("created")
+        .filter(|c| created_is_stable(entry, c, now))
+    {
         out.insert("created".to_string(), created.clone());
     }
     (!out.is_empty()).then(|| canonical(&Value::Object(out)).to_string())
@@ -90,10 +106,16 @@ pub fn describe(list: &Value, model: &str) -> Option<String> {
 
 /// Whether an entry's `created` describes the model rather than the request: not for the
 /// servers that stamp the request time, known by `owned_by` or by the fields only they send
-/// (llama.cpp's `meta`, vLLM's `root` and `permission`).
-fn created_is_stable(entry: &Map<String, Value>) -> bool {
+/// (llama.cpp's `meta`, vLLM's `root` and `permission`), nor for a time within minutes of
+/// `now` (another server stamping the request: keeping it would make every run a new model;
+/// dropping the date of a model made minutes ago costs at most one more pass).
+fn created_is_stable(entry: &Map<String, Value>, created: &Value, now: u64) -> bool {
     let owner = entry.get("owned_by").and_then(Value::as_str).unwrap_or("");
-    !REQUEST_TIME_CREATED.contains(&owner.to_ascii_lowercase().as_str())
+    let near_now = created
+        .as_u64()
+        .is_some_and(|c| c.abs_diff(now) < REQUEST_TIME_WINDOW_S);
+    !near_now
+        && !REQUEST_TIME_CREATED.contains(&owner.to_ascii_lowercase().as_str())
         && !["meta", "root", "permission"]
             .iter()
             .any(|k| entry.contains_key(*k))
@@ -196,6 +218,18 @@ mod tests {
         assert_eq!(
             describe(&vllm, "q").unwrap(),
             r#"{"id":"q","owned_by":"vllm","root":"/m/q"}"#
+        );
+        // A server we do not know that stamps the request time too: the time is dropped.
+        let stamped = |t: u64| json!({"data": [{"id": "x", "created": t, "owned_by": "acme"}]});
+        let now = 1_800_000_000;
+        assert_eq!(
+            describe_at(&stamped(now - 3), "x", now),
+            describe_at(&stamped(now - 1), "x", now + 2)
+        );
+        assert!(
+            describe_at(&stamped(now - 86_400), "x", now)
+                .unwrap()
+                .contains("created")
         );
     }
 
