@@ -598,7 +598,11 @@ impl Layers {
         let chunking = ChunkSettings {
             encoding,
             exact_counts,
-            chunk_tokens: v.at_least("chunking.chunk_tokens", 200)? as usize,
+            // 0: no cap (one call whenever the article fits); otherwise at least 200.
+            chunk_tokens: match v.int("chunking.chunk_tokens")? {
+                0 => 0,
+                _ => v.at_least("chunking.chunk_tokens", 200)? as usize,
+            },
             margin: margin as f32,
             brief_max_tokens: v.at_least("chunking.brief_max_tokens", 200)?,
             notes_max_tokens: v.at_least("chunking.notes_max_tokens", 100)?,

@@ -322,10 +322,13 @@ fn stories_format(name: &'static str, with_header: bool) -> ReplyFormat {
         required.push("stories");
         json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
     };
+    // The prompts spell out the digest's fields themselves (one call a run: not worth two
+    // variants).
     ReplyFormat::Json {
         name,
         schema: schema(false),
         bounded: schema(true),
+        instructions: Default::default(),
     }
 }
 
@@ -503,6 +506,7 @@ impl<'a> Digester<'a> {
                         false,
                         Purpose::DigestMap,
                         "list of stories",
+                        group.len(),
                     )
                     .run(
                         self.messages("digest_map.md", date, &group)?,
@@ -545,7 +549,7 @@ impl<'a> Digester<'a> {
             items = next;
         }
         let reply = self
-            .call("digest", true, Purpose::Digest, "digest")
+            .call("digest", true, Purpose::Digest, "digest", items.len())
             .run(
                 self.messages("digest.md", date, &items)?,
                 parse_digest,
@@ -563,6 +567,7 @@ impl<'a> Digester<'a> {
         with_header: bool,
         purpose: Purpose,
         what: &'static str,
+        stories: usize,
     ) -> JsonCall<'_> {
         JsonCall {
             client: self.client,
@@ -572,6 +577,8 @@ impl<'a> Digester<'a> {
             purpose,
             what,
             counted: None,
+            // The reply grows with the stories asked for: sized per story.
+            units: stories.max(1) as u32,
         }
     }
 

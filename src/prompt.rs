@@ -35,7 +35,7 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!("system.md", "the system message of every call"),
     builtin!(
         "format.md",
-        "the JSON shape of a brief with its quotes, included by brief.md and reduce.md"
+        "the fields of a brief with their quotes, appended to brief.md and reduce.md prompts (`enforced`: the endpoint enforces the JSON schema, so only what goes in each field)"
     ),
     builtin!("brief.md", "a whole article → a brief, in one call"),
     builtin!("map.md", "one chunk of a long article → notes"),

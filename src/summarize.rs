@@ -1,7 +1,10 @@
 //! Summarize: the model steps that turn a cleaned article into a brief's content.
 //!
-//! - **One call** when the whole article plus its prompt fits the budget (`chunk_tokens`, and the
-//!   context window with room for the reply).
+//! - **One call** whenever the whole article plus its prompt fits one call: the context window
+//!   (configured, known for the model, or learned from the server's context errors) with room
+//!   for the whole reply budget, and the provider's tokens per minute (no request may carry more
+//!   than a minute's budget). `chunk_tokens`, when set, caps it for models that lose facts in
+//!   long prompts.
 //! - Otherwise **map** (each chunk → notes, in parallel; the client bounds the concurrency) and
 //!   **reduce** (all notes → the brief). When the notes themselves overflow one call they are
 //!   **collapsed** in groups (notes → shorter notes) until they fit: a reduce tree.
@@ -37,8 +40,8 @@ use crate::clean::CleanArticle;
 use crate::config::{ChunkSettings, Settings, Strategy, SummarySettings};
 use crate::error::ArticleError;
 use crate::llm::{
-    ChatClient, ChatReply, ChatRequest, FinishReason, LlmError, Message, Purpose, ReplyFormat,
-    Usage,
+    ChatClient, ChatReply, ChatRequest, FinishReason, FormatInstructions, LlmError, Message,
+    Purpose, ReplyFormat, Usage,
 };
 use crate::prompt::{Prompts, fence_for};
 use crate::tokens::Tokenizer;
@@ -53,6 +56,9 @@ struct Overheads {
     select: usize,
     /// Per note: its `[part n]` label and separators.
     per_note: usize,
+    /// The format instructions the client appends to brief and reduce prompts (the longer
+    /// variant; not in `brief` and `reduce`, which are what the messages themselves hold).
+    format: usize,
 }
 
 /// How an article will be summarised.
@@ -181,6 +187,8 @@ pub struct Summarizer<'a> {
     summary: SummarySettings,
     glossary: &'a BTreeMap<String, String>,
     system: String,
+    /// `format.md` rendered for both output modes (see [`FormatInstructions`]).
+    instructions: std::sync::Arc<FormatInstructions>,
     overheads: Overheads,
 }
 
@@ -324,6 +332,12 @@ impl<'a> Summarizer<'a> {
         )?);
         let select =
             count(&prompts.render("select.md", &select_vars("", &no_glossary, fence, &[]))?);
+        let instructions = std::sync::Arc::new(FormatInstructions {
+            enforced: prompts.render("format.md", &serde_json::json!({"enforced": true}))?,
+            free: prompts.render("format.md", &serde_json::json!({"enforced": false}))?,
+        });
+        // The client appends one variant to brief and reduce prompts: plan for the longer.
+        let format = count(&instructions.enforced).max(count(&instructions.free)) + 2;
         Ok(Summarizer {
             client,
             prompts,
@@ -331,12 +345,14 @@ impl<'a> Summarizer<'a> {
             summary: settings.summary,
             glossary,
             system,
+            instructions,
             overheads: Overheads {
                 brief: sys + brief,
                 map: sys + map,
                 collapse: sys + collapse,
                 reduce: sys + reduce,
                 select: sys + select,
+                format,
                 per_note: 8,
             },
         })
@@ -353,16 +369,24 @@ impl<'a> Summarizer<'a> {
         (1.0 + margin) * self.client.calibration().ratio().max(1.0)
     }
 
-    /// Counted tokens that fit in a prompt that leaves `reply` tokens (and a reasoning model's
-    /// room to think) of the window. The window is the server's when it said it is smaller than
-    /// configured, and a server that cut a prompt silently caps every prompt below what it kept.
-    fn room(&self, reply: u32) -> usize {
+    /// Counted tokens that fit in the prompt of a call for `purpose` whose reply may take up to
+    /// `ceiling` tokens. Two things bound it:
+    ///
+    /// - the context window, which must hold the prompt and the whole reply allowed (and a
+    ///   reasoning model's room to think); the window is the server's when it said it is smaller
+    ///   than configured, and a server that cut a prompt silently caps every prompt below what
+    ///   it kept;
+    /// - the provider's token budget: one request, with the reply it reserves, must fit what a
+    ///   minute of the tokens-per-minute limit can ever admit.
+    fn room(&self, purpose: Purpose, ceiling: u32) -> usize {
+        let reasoning = self.client.reasoning_room() as usize;
         let window = self.client.context_window();
-        let reply = reply.saturating_add(self.client.reasoning_room()) as usize;
-        let mut server_room = window.saturating_sub(reply);
+        let mut server_room = window.saturating_sub(ceiling as usize + reasoning);
         if let Some(max_prompt) = self.client.max_prompt_tokens() {
             server_room = server_room.min(max_prompt);
         }
+        let reserved = self.client.reply_budget(purpose, 1, ceiling) as usize + reasoning;
+        server_room = server_room.min(self.client.request_token_budget().saturating_sub(reserved));
         (server_room as f64 / self.factor()) as usize
     }
 
@@ -378,16 +402,28 @@ impl<'a> Summarizer<'a> {
                     clean,
                     tokens,
                     self.overheads.select + sentences,
-                    self.chunking.brief_max_tokens,
+                    self.client
+                        .reply_budget(Purpose::Brief, 1, self.chunking.brief_max_tokens),
                 );
             }
         }
+        let c = self.chunking;
+        let rooms = Rooms {
+            brief: self.room(Purpose::Brief, c.brief_max_tokens),
+            notes: self.room(Purpose::Map, c.notes_max_tokens),
+            brief_reply: self
+                .client
+                .reply_budget(Purpose::Brief, 1, c.brief_max_tokens),
+            notes_reply: self
+                .client
+                .reply_budget(Purpose::Map, 1, c.notes_max_tokens),
+        };
         plan(
             clean,
             self.client.tokenizer(),
             self.chunking,
             self.overheads,
-            |reply| self.room(reply),
+            rooms,
         )
     }
 
@@ -403,17 +439,56 @@ impl<'a> Summarizer<'a> {
         vec![Message::system(self.system.clone()), Message::user(user)]
     }
 
-    fn json_format() -> ReplyFormat {
+    fn json_format(&self) -> ReplyFormat {
         ReplyFormat::Json {
             name: "brief",
             schema: brief::content_schema(),
             bounded: brief::content_schema_bounded(),
+            instructions: self.instructions.clone(),
         }
     }
 
     /// The sentences the select strategy picks from `clean`.
     fn pick(&self, clean: &CleanArticle) -> Vec<crate::select::Selected> {
         crate::select::select(&clean.text, clean.title.as_deref(), self.summary.sentences)
+    }
+
+    /// The messages of the one call that briefs `clean` whole, and their size counted without
+    /// tokenizing the article again (`tokens`: the article's, as the plan counted them).
+    fn one_call_prompt(
+        &self,
+        clean: &CleanArticle,
+        tokens: usize,
+    ) -> Result<(Vec<Message>, usize), ArticleError> {
+        let title = clean.title.clone().unwrap_or_default();
+        let glossary = self.glossary_for(&clean.text);
+        let prompt = self.prompts.render(
+            "brief.md",
+            &brief_vars(&title, &glossary, &fence_for(&clean.text), &clean.text),
+        )?;
+        let tok = self.client.tokenizer();
+        let glossary: usize = glossary
+            .iter()
+            .map(|g| tok.count(g.ko) + tok.count(g.en) + 4)
+            .sum();
+        let counted = self.overheads.brief + tokens + tok.count(&title) + glossary;
+        Ok((self.messages(prompt), counted))
+    }
+
+    /// The request that briefs `clean` in one call, as a one-call plan sends it first: what
+    /// the throughput bench counts as the work of an article.
+    pub fn brief_request(&self, clean: &CleanArticle) -> Result<ChatRequest, ArticleError> {
+        let tokens = self.client.tokenizer().count(&clean.text);
+        let (messages, counted) = self.one_call_prompt(clean, tokens)?;
+        Ok(ChatRequest {
+            messages,
+            max_tokens: self.chunking.brief_max_tokens,
+            format: self.json_format(),
+            purpose: Purpose::Brief,
+            partial_ok: false,
+            counted: Some(counted),
+            units: 1,
+        })
     }
 
     /// Summarises `clean` following `plan`, adding what the calls cost to `tally` (also when it
@@ -435,35 +510,9 @@ impl<'a> Summarizer<'a> {
             );
         }
         if plan.one_call {
-            let prompt = self.prompts.render(
-                "brief.md",
-                &brief_vars(
-                    &title,
-                    &self.glossary_for(&clean.text),
-                    &fence_for(&clean.text),
-                    &clean.text,
-                ),
-            )?;
-            // The prompt's size without tokenizing the article again: the plan counted it.
-            let glossary: usize = self
-                .glossary_for(&clean.text)
-                .iter()
-                .map(|g| {
-                    self.client.tokenizer().count(g.ko) + self.client.tokenizer().count(g.en) + 4
-                })
-                .sum();
-            let counted = self.overheads.brief
-                + plan.tokens
-                + self.client.tokenizer().count(&title)
-                + glossary;
+            let (messages, counted) = self.one_call_prompt(clean, plan.tokens)?;
             return match self
-                .brief_call(
-                    self.messages(prompt),
-                    Purpose::Brief,
-                    Some(counted),
-                    &clean.text,
-                    tally,
-                )
+                .brief_call(messages, Purpose::Brief, Some(counted), &clean.text, tally)
                 .await
             {
                 Err(ArticleError::Llm(LlmError::ContextLength { message })) => {
@@ -554,6 +603,7 @@ impl<'a> Summarizer<'a> {
                 purpose: Purpose::Map,
                 partial_ok: true,
                 counted,
+                units: 1,
             };
             match self.client.chat(request).await {
                 Ok(reply) => {
@@ -593,9 +643,10 @@ impl<'a> Summarizer<'a> {
         tally: &mut Tally,
     ) -> Result<Vec<Note>, ArticleError> {
         let tok = self.client.tokenizer();
-        let room = self.room(self.chunking.brief_max_tokens);
+        let room = self.room(Purpose::Reduce, self.chunking.brief_max_tokens);
         loop {
             let size = self.overheads.reduce
+                + self.overheads.format
                 + notes
                     .iter()
                     .map(|n| tok.count(&n.text) + self.overheads.per_note)
@@ -605,7 +656,7 @@ impl<'a> Summarizer<'a> {
             }
             // Groups as large as a collapse call allows, at least two notes each.
             let capacity = self
-                .room(self.chunking.notes_max_tokens)
+                .room(Purpose::Collapse, self.chunking.notes_max_tokens)
                 .saturating_sub(self.overheads.collapse);
             let mut groups = 0usize;
             let mut current = 0usize;
@@ -652,6 +703,7 @@ impl<'a> Summarizer<'a> {
                     purpose: Purpose::Collapse,
                     partial_ok: true,
                     counted: None,
+                    units: 1,
                 })
                 .await?;
             let mut t = Tally::default();
@@ -682,11 +734,12 @@ impl<'a> Summarizer<'a> {
         let call = JsonCall {
             client: self.client,
             prompts: self.prompts,
-            format: Self::json_format(),
+            format: self.json_format(),
             max_tokens: self.chunking.brief_max_tokens,
             purpose,
             what: "brief",
             counted,
+            units: 1,
         };
         let (content, reply) = call
             .run_keeping_reply(messages.clone(), brief::parse_content, tally)
@@ -722,10 +775,11 @@ impl<'a> Summarizer<'a> {
         let request = ChatRequest {
             messages: repair,
             max_tokens: self.chunking.brief_max_tokens,
-            format: Self::json_format(),
+            format: self.json_format(),
             purpose: Purpose::Repair,
             partial_ok: false,
             counted: None,
+            units: 1,
         };
         let reply = match self.client.chat(request.clone()).await {
             Ok(reply) => reply,
@@ -781,11 +835,14 @@ impl<'a> Summarizer<'a> {
                 name: "brief",
                 schema: brief::select_schema(picked.len(), false),
                 bounded: brief::select_schema(picked.len(), true),
+                // select.md spells out its own fields (one point per sentence).
+                instructions: Default::default(),
             },
             max_tokens: self.chunking.brief_max_tokens,
             purpose: Purpose::Brief,
             what: "brief",
             counted: None,
+            units: 1,
         };
         let mut content = call
             .run(self.messages(prompt), brief::parse_content, tally)
@@ -851,6 +908,8 @@ pub(crate) struct JsonCall<'a> {
     pub what: &'static str,
     /// The first request's size, if the caller knows it (see `ChatRequest::counted`).
     pub counted: Option<usize>,
+    /// Units of input the reply covers (see `ChatRequest::units`).
+    pub units: u32,
 }
 
 impl JsonCall<'_> {
@@ -878,6 +937,7 @@ impl JsonCall<'_> {
             purpose,
             partial_ok: false,
             counted,
+            units: self.units,
         };
         let first = request(messages.clone(), self.purpose, self.counted);
         let reply = self.client.chat(first.clone()).await?;
@@ -934,43 +994,58 @@ fn notes_text(notes: &[Note]) -> String {
         .join("\n")
 }
 
-/// Plans an article: one call or map-reduce, how many calls, at most how many tokens.
+/// What fits in one call, and the reply budgets the calls will reserve.
+#[derive(Debug, Clone, Copy)]
+struct Rooms {
+    /// Counted prompt tokens a brief call (one-call or reduce) may carry.
+    brief: usize,
+    /// Counted prompt tokens a notes call (map or collapse) may carry.
+    notes: usize,
+    /// The reply budgets those calls will be sent with.
+    brief_reply: u32,
+    notes_reply: u32,
+}
+
+/// Plans an article: one call whenever the article fits one call (and the configured quality
+/// cap, if any), else map-reduce with chunks as large as a notes call takes; how many calls, and
+/// how many tokens they will reserve.
 fn plan(
     clean: &CleanArticle,
     tok: &Tokenizer,
     chunking: &ChunkSettings,
     o: Overheads,
-    room: impl Fn(u32) -> usize,
+    rooms: Rooms,
 ) -> Plan {
     let tokens = tok.count(&clean.text);
-    let brief_room = room(chunking.brief_max_tokens);
-    let notes_room = room(chunking.notes_max_tokens);
-    if tokens <= chunking.chunk_tokens && o.brief + tokens <= brief_room {
-        return Plan::one_call(clean, tokens, o.brief + tokens, chunking.brief_max_tokens);
+    // Brief and reduce prompts carry the format instructions on top of their messages.
+    let (brief, reduce) = (o.brief + o.format, o.reduce + o.format);
+    let capped = |n: usize| match chunking.chunk_tokens {
+        0 => n,
+        cap => n.min(cap),
+    };
+    if brief + tokens <= rooms.brief && capped(tokens) == tokens {
+        return Plan::one_call(clean, tokens, brief + tokens, rooms.brief_reply);
     }
-    let budget = chunking
-        .chunk_tokens
-        .min(notes_room.saturating_sub(o.map))
-        .max(200);
+    let budget = capped(rooms.notes.saturating_sub(o.map)).max(200);
     let chunks = chunk::chunk(&clean.text, tok, budget);
     let mut calls = chunks.len();
     let mut prompt: u64 = chunks.iter().map(|c| (o.map + c.tokens) as u64).sum();
-    let mut completion = chunks.len() as u64 * chunking.notes_max_tokens as u64;
-    // Reduce tree, assuming every note is as long as allowed.
-    let note = chunking.notes_max_tokens as usize + o.per_note;
+    let mut completion = chunks.len() as u64 * rooms.notes_reply as u64;
+    // Reduce tree, assuming every note is as long as its budget.
+    let note = rooms.notes_reply as usize + o.per_note;
     let mut notes = chunks.len();
-    let capacity = notes_room.saturating_sub(o.collapse).max(2 * note);
-    while notes > 1 && o.reduce + notes * note > brief_room {
+    let capacity = rooms.notes.saturating_sub(o.collapse).max(2 * note);
+    while notes > 1 && reduce + notes * note > rooms.brief {
         let per_group = (capacity / note).max(2);
         let groups = notes.div_ceil(per_group);
         calls += groups;
         prompt += (groups * o.collapse + notes * note) as u64;
-        completion += groups as u64 * chunking.notes_max_tokens as u64;
+        completion += groups as u64 * rooms.notes_reply as u64;
         notes = groups;
     }
     calls += 1;
-    prompt += (o.reduce + notes * note) as u64;
-    completion += chunking.brief_max_tokens as u64;
+    prompt += (reduce + notes * note) as u64;
+    completion += rooms.brief_reply as u64;
     Plan {
         tokens,
         chunks,
@@ -1005,6 +1080,7 @@ mod tests {
             reduce: 300,
             select: 300,
             per_note: 8,
+            format: 0,
         }
     }
 
@@ -1016,24 +1092,65 @@ mod tests {
         crate::clean::clean(&text, None)
     }
 
-    #[test]
-    fn short_articles_take_one_call() {
-        let tok = Tokenizer::new(Encoding::O200kBase);
-        let p = plan(&article(5), &tok, &settings(2000), overheads(), |r| {
-            8192 - r as usize
-        });
-        assert!(p.one_call);
-        assert_eq!(p.planned_calls, 1);
-        assert_eq!(p.chunks.len(), 1);
+    /// What a window of `window` tokens and a per-minute budget of `tpm` tokens leave, with
+    /// replies reserved at 250 (briefs) and 100 (notes) tokens.
+    fn rooms(window: usize, tpm: usize) -> Rooms {
+        let s = settings(0);
+        Rooms {
+            brief: (window - s.brief_max_tokens as usize).min(tpm - 250),
+            notes: (window - s.notes_max_tokens as usize).min(tpm - 100),
+            brief_reply: 250,
+            notes_reply: 100,
+        }
     }
 
     #[test]
-    fn long_articles_map_and_reduce() {
+    fn short_articles_take_one_call() {
+        let tok = Tokenizer::new(Encoding::O200kBase);
+        let p = plan(
+            &article(5),
+            &tok,
+            &settings(0),
+            overheads(),
+            rooms(8192, 200_000),
+        );
+        assert!(p.one_call);
+        assert_eq!(p.planned_calls, 1);
+        assert_eq!(p.chunks.len(), 1);
+        assert_eq!(
+            p.est_completion_tokens, 250,
+            "the reply as it will be reserved"
+        );
+    }
+
+    #[test]
+    fn an_article_that_fits_the_window_takes_one_call_however_long() {
+        let tok = Tokenizer::new(Encoding::O200kBase);
+        let a = article(400);
+        let tokens = tok.count(&a.text);
+        assert!(tokens > 6000, "{tokens}");
+        let p = plan(
+            &a,
+            &tok,
+            &settings(0),
+            overheads(),
+            rooms(128_000, 2_000_000),
+        );
+        assert!(p.one_call);
+        assert_eq!(p.est_prompt_tokens, (300 + tokens) as u64);
+    }
+
+    #[test]
+    fn a_quality_cap_maps_and_reduces_longer_articles() {
         let tok = Tokenizer::new(Encoding::O200kBase);
         let a = article(200);
-        let p = plan(&a, &tok, &settings(1000), overheads(), |r| {
-            8192 - r as usize
-        });
+        let p = plan(
+            &a,
+            &tok,
+            &settings(1000),
+            overheads(),
+            rooms(128_000, 2_000_000),
+        );
         assert!(!p.one_call);
         assert!(p.chunks.len() >= 3, "{}", p.chunks.len());
         assert!(p.chunks.iter().all(|c| c.tokens <= 1000));
@@ -1041,11 +1158,45 @@ mod tests {
     }
 
     #[test]
+    fn chunks_are_as_large_as_the_window_allows() {
+        let tok = Tokenizer::new(Encoding::O200kBase);
+        let a = article(600);
+        let tokens = tok.count(&a.text);
+        let r = rooms(8192, 2_000_000);
+        let p = plan(&a, &tok, &settings(0), overheads(), r);
+        assert!(!p.one_call);
+        let fewest = tokens.div_ceil(r.notes - 150);
+        assert!(
+            (fewest..=fewest + 1).contains(&p.chunks.len()),
+            "{} chunks of {tokens} tokens",
+            p.chunks.len()
+        );
+        assert!(p.chunks.iter().all(|c| 150 + c.tokens <= r.notes));
+    }
+
+    #[test]
+    fn one_request_fits_the_providers_token_budget() {
+        let tok = Tokenizer::new(Encoding::O200kBase);
+        let a = article(400);
+        // A huge window, but 4,000 tokens a minute: no request may carry more.
+        let r = rooms(1_000_000, 4000);
+        let p = plan(&a, &tok, &settings(0), overheads(), r);
+        assert!(!p.one_call);
+        assert!(p.chunks.iter().all(|c| 150 + c.tokens + 100 <= 4000));
+    }
+
+    #[test]
     fn overflowing_notes_plan_a_reduce_tree() {
         let tok = Tokenizer::new(Encoding::O200kBase);
         let a = article(400);
         // A small window: a few notes per reduce call at most.
-        let p = plan(&a, &tok, &settings(300), overheads(), |r| 1500 - r as usize);
+        let p = plan(
+            &a,
+            &tok,
+            &settings(300),
+            overheads(),
+            rooms(1500, 2_000_000),
+        );
         assert!(!p.one_call);
         assert!(
             p.planned_calls > p.chunks.len() + 1,

@@ -290,6 +290,7 @@ async fn check(settings: &Settings, ping: bool) -> Result<u8> {
             purpose: Purpose::Ping,
             partial_ok: false,
             counted: None,
+            units: 1,
         })
         .await;
     match reply {

@@ -1,8 +1,11 @@
 //! The one client every model call goes through.
 //!
-//! `ChatClient::chat` owns, in order: the cache lookup (a hit costs no call), the budget check
-//! against the context window (as configured, or as the server turned out to have), the
-//! in-flight limit, the shared rate limiter, the HTTP call, the classification of what came back
+//! `ChatClient::chat` owns, in order: the cache lookup (a hit costs no call), the reply budget
+//! (sized to the replies seen so far, [`super::sizing`]; the caller's `max_tokens` is the
+//! ceiling), the format instructions the output mode calls for, the budget check against the
+//! context window (as configured, or as the server turned out to have), the in-flight limit, the
+//! shared rate limiter (reserving the prompt and the sized budget), the HTTP call (cut short when
+//! it is taken for hung, [`super::latency`]), the classification of what came back
 //! (retry, pause everyone, drop or rename a refused parameter, step down the structured-output
 //! mode, fail this call, or stop the run), usage accounting and calibration of token estimates,
 //! and the cache write. What it learns about the server's habits ([`super::quirks`]) shapes every
@@ -24,11 +27,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::batch::{Deferral, DeferredRequest};
 use super::identity::{self, ModelIdentity};
+use super::latency::{Deadlines, Latency};
 use super::quirks::{Quirks, is_reasoning_model, reasoning_room};
 use super::retry::{LlmError, Param, Verdict, backoff, classify, redact};
+use super::sizing::ReplySizes;
 use super::types::{
-    ApiError, ChatReply, ChatRequest, FinishReason, Message, ParsedReply, ReplyFormat, Role, Usage,
-    parse_error, parse_reply,
+    ApiError, ChatReply, ChatRequest, FinishReason, FormatInstructions, Message, ParsedReply,
+    ReplyFormat, Role, Usage, parse_error, parse_reply,
 };
 use crate::config::{AuthStyle, EndpointSettings, LimitSettings, MaxTokensField, StructuredOutput};
 use crate::ratelimit::{Limiter, Limits, stated_limit};
@@ -124,6 +129,10 @@ pub struct ClientStats {
     pub cache_hits: AtomicU64,
     pub failed_calls: AtomicU64,
     pub format_downgrades: AtomicU64,
+    /// Attempts given up for hung after the learned deadline ([`super::latency`]).
+    pub hangs_cut: AtomicU64,
+    /// Replies cut at a sized budget and asked again with the whole one ([`super::sizing`]).
+    pub resized: AtomicU64,
 }
 
 /// A plain copy of [`ClientStats`].
@@ -137,6 +146,8 @@ pub struct StatsSnapshot {
     pub completion_tokens: u64,
     pub cache_hits: u64,
     pub failed_calls: u64,
+    pub hangs_cut: u64,
+    pub resized: u64,
 }
 
 impl ClientStats {
@@ -151,6 +162,8 @@ impl ClientStats {
             completion_tokens: g(&self.completion_tokens),
             cache_hits: g(&self.cache_hits),
             failed_calls: g(&self.failed_calls),
+            hangs_cut: g(&self.hangs_cut),
+            resized: g(&self.resized),
         }
     }
 }
@@ -191,6 +204,9 @@ const CUT_MIN_TOKENS: usize = 400;
 const LOADING_PATIENCE: Duration = Duration::from_secs(600);
 /// After this long without a request sent or a reply received, the watchdog says why.
 const STALL_WARNING: Duration = Duration::from_secs(60);
+/// Past its soft deadline, a call is taken for hung once the server has answered this many
+/// requests sent after it ([`super::latency`]).
+const OVERTAKEN: usize = 2;
 
 /// What calls are doing, for the watchdog.
 #[derive(Default)]
@@ -204,6 +220,8 @@ struct Activity {
     last_move: Mutex<Option<Instant>>,
     /// Calls sleeping before a retry: id → (until when, why).
     backoffs: Mutex<BTreeMap<u64, (Instant, String)>>,
+    /// The ids (in sending order) of the latest requests the server answered, newest last.
+    answered: Mutex<std::collections::VecDeque<u64>>,
 }
 
 impl Activity {
@@ -213,6 +231,25 @@ impl Activity {
 
     fn id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The server answered request `id` (with anything, an error status included).
+    fn answered(&self, id: u64) {
+        let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+        answered.push_back(id);
+        if answered.len() > 1024 {
+            answered.pop_front();
+        }
+    }
+
+    /// How many requests sent after request `id` the server has answered.
+    fn answered_after(&self, id: u64) -> usize {
+        self.answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|a| **a > id)
+            .count()
     }
 }
 
@@ -302,6 +339,12 @@ pub struct ChatClient {
     quirks: Quirks,
     /// Which model answers, once [`ChatClient::identify`] has asked: what cache keys mix in.
     identity: ModelIdentity,
+    /// The completion sizes seen, which size the reply budgets sent.
+    sizes: ReplySizes,
+    /// How long honest calls take here, which says when a call is hung.
+    latency: Latency,
+    /// Prompt tokens a format adds per output mode (see `format_tokens`).
+    format_counts: Mutex<BTreeMap<(&'static str, u8), usize>>,
     activity: Arc<Activity>,
     /// Stops the watchdog when the client is dropped.
     watchdog: CancellationToken,
@@ -310,6 +353,7 @@ pub struct ChatClient {
 impl Drop for ChatClient {
     fn drop(&mut self) {
         self.watchdog.cancel();
+        self.sizes.flush(&self.quirks);
     }
 }
 
@@ -437,6 +481,9 @@ impl ChatClient {
             deferral: None,
             quirks: Quirks::new(&endpoint.base_url, &endpoint.model),
             identity: ModelIdentity::default(),
+            sizes: ReplySizes::default(),
+            latency: Latency::default(),
+            format_counts: Mutex::new(BTreeMap::new()),
             activity,
             watchdog,
         })
@@ -455,6 +502,7 @@ impl ChatClient {
     pub async fn with_cache(mut self, cache: Arc<dyn CallCache>) -> ChatClient {
         self = self.identify(cache.as_ref(), true).await;
         self.quirks.attach(cache.clone()).await;
+        self.sizes.load(&self.quirks);
         let learned = self.quirks.get();
         if self.endpoint.structured_output == StructuredOutput::Auto
             && let Some(mode) = learned
@@ -600,6 +648,19 @@ impl ChatClient {
         }
     }
 
+    /// The reply budget a request of `purpose` covering `units` units would be sent with now,
+    /// when the caller allows at most `ceiling` (see [`super::sizing`]).
+    pub fn reply_budget(&self, purpose: super::Purpose, units: u32, ceiling: u32) -> u32 {
+        self.sizes.budget(purpose, units, ceiling)
+    }
+
+    /// The most tokens (prompt and reply reservation, the provider's count) one request may
+    /// carry: the tokens-per-minute limit in force. OpenAI refuses a request larger than its
+    /// per-minute budget outright, since no amount of waiting would admit it.
+    pub fn request_token_budget(&self) -> usize {
+        self.limiter.current().tokens_per_minute as usize
+    }
+
     /// Counters of this client's calls.
     pub fn stats(&self) -> &ClientStats {
         &self.stats
@@ -720,18 +781,27 @@ impl ChatClient {
             tracing::debug!(purpose = %request.purpose, "call answered from the cache");
             return Ok(reply);
         }
-        let counted = request.counted.unwrap_or_else(|| {
+        let counted_messages = request.counted.unwrap_or_else(|| {
             self.tokenizer
                 .count_messages(messages.iter().map(|m| m.content.as_str()))
         });
         if let Some(deferral) = &self.deferral
-            && let Some(outcome) =
-                self.defer(deferral.as_ref(), key.clone(), &messages, &request, counted)
+            && let Some(outcome) = self.defer(
+                deferral.as_ref(),
+                key.clone(),
+                &messages,
+                &request,
+                counted_messages,
+            )
         {
             return outcome;
         }
         let mut call = Call {
-            max_tokens: request.max_tokens,
+            max_tokens: self
+                .sizes
+                .budget(request.purpose, request.units, request.max_tokens),
+            ceiling: request.max_tokens,
+            cuts: 0,
             grew: false,
             attempt: 0,
             connect_failures: 0,
@@ -745,6 +815,8 @@ impl ChatClient {
             if self.cancel.is_cancelled() {
                 return Err(LlmError::Cancelled);
             }
+            let mode = self.mode.load(Ordering::Relaxed);
+            let counted = counted_messages + self.format_tokens(&request.format, mode);
             let window = self.context_window();
             let prompt_estimate = self.calibration.server_tokens(counted);
             if let Some(max_prompt) = self.max_prompt_tokens()
@@ -779,7 +851,6 @@ impl ChatClient {
                 });
             }
             let budget = wanted.min(room);
-            let mode = self.mode.load(Ordering::Relaxed);
             let body = self.body(&messages, &request.format, budget, mode);
 
             let _permit = tokio::select! {
@@ -793,13 +864,81 @@ impl ChatClient {
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
             let sent = Instant::now();
+            let ahead = self
+                .activity
+                .on_wire
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .len();
+            // A call not back long after calls like it come back is hung: cut it and retry,
+            // rather than hold the article for the whole request_timeout.
+            let deadlines = self
+                .latency
+                .deadlines(prompt_estimate, budget, ahead, call.cuts)
+                .filter(|d| d.soft < self.endpoint.request_timeout);
             let outcome = {
-                let _on_wire = Entry::insert(&self.activity.on_wire, self.activity.id(), sent);
+                let id = self.activity.id();
+                let _on_wire = Entry::insert(&self.activity.on_wire, id, sent);
                 self.activity.moved();
+                let timed = async {
+                    match deadlines {
+                        None => self.send(&body).await,
+                        Some(d) => {
+                            let d = Deadlines {
+                                hard: d.hard.min(self.endpoint.request_timeout),
+                                ..d
+                            };
+                            let send = self.send(&body);
+                            tokio::pin!(send);
+                            let mut check = d.soft;
+                            loop {
+                                tokio::select! {
+                                    outcome = &mut send => break outcome,
+                                    _ = tokio::time::sleep_until(sent + check) => {
+                                        let waited = sent.elapsed();
+                                        let overtaken = self.activity.answered_after(id);
+                                        if waited >= d.hard || overtaken >= OVERTAKEN {
+                                            call.cuts += 1;
+                                            self.stats.hangs_cut.fetch_add(1, Ordering::Relaxed);
+                                            let expected = self
+                                                .latency
+                                                .expected(prompt_estimate, budget, ahead)
+                                                .unwrap_or_default();
+                                            let evidence = if overtaken >= OVERTAKEN {
+                                                format!(
+                                                    ", and the server has answered {overtaken} \
+                                                     requests sent after it"
+                                                )
+                                            } else {
+                                                String::new()
+                                            };
+                                            break Outcome::Transport {
+                                                message: format!(
+                                                    "no reply after {:.1} s, where a call of this \
+                                                     size takes about {expected:.1} s here{evidence}: \
+                                                     taken for hung and cut",
+                                                    waited.as_secs_f64()
+                                                ),
+                                                connect: None,
+                                            };
+                                        }
+                                        check = (waited + Duration::from_millis(250)).min(d.hard);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                };
                 let outcome = tokio::select! {
-                    outcome = self.send(&body) => Some(outcome),
+                    outcome = timed => Some(outcome),
                     _ = self.abort.cancelled() => None,
                 };
+                if matches!(
+                    outcome,
+                    Some(Outcome::Reply { .. } | Outcome::Status { .. })
+                ) {
+                    self.activity.answered(id);
+                }
                 self.activity.moved();
                 outcome
             };
@@ -809,6 +948,18 @@ impl ChatClient {
             let Some(outcome) = outcome else {
                 return Err(LlmError::Cancelled);
             };
+            if let Outcome::Reply {
+                parsed: Ok(ParsedReply::Reply { content, usage, .. }),
+                ..
+            } = &outcome
+            {
+                let reply_tokens = usage.map_or_else(
+                    || self.tokenizer.count(content) as u64,
+                    |u| u.completion_tokens,
+                );
+                self.latency
+                    .observe(sent.elapsed(), prompt_estimate, reply_tokens, ahead);
+            }
 
             let next = match outcome {
                 Outcome::Reply { headers, parsed } => {
@@ -1085,6 +1236,21 @@ impl ChatClient {
                 message: "the reply was withheld".into(),
             }));
         }
+        if finish_reason == FinishReason::Length && call.max_tokens < call.ceiling {
+            // The budget was sized to the replies seen so far and this one is longer: ask again
+            // with all the caller allows (within the window), which is what the caller would have
+            // sent without sizing. Its size then raises the sizes for later calls.
+            let reasoning = self.reasoning_room();
+            let whole = call.ceiling.saturating_add(reasoning).min(sent.room);
+            if whole > sent.budget && call.attempt < self.limits.max_retries {
+                tracing::debug!(purpose = %request.purpose, from = sent.budget, to = whole, "reply longer than the sized budget; asking again with the whole budget");
+                call.max_tokens = whole.saturating_sub(reasoning).max(1);
+                call.attempt += 1;
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                self.stats.resized.fetch_add(1, Ordering::Relaxed);
+                return Err(Next::Again);
+            }
+        }
         if finish_reason == FinishReason::Length {
             let empty = content.trim().is_empty();
             // A cut-off reply is never taken for a whole one: ask once more with twice the room
@@ -1119,6 +1285,13 @@ impl ChatClient {
                     max_tokens: sent.budget,
                 }));
             }
+        }
+        if finish_reason == FinishReason::Stop {
+            let visible = usage
+                .completion_tokens
+                .saturating_sub(usage.reasoning_tokens);
+            self.sizes
+                .observe(request.purpose, request.units, visible, &self.quirks);
         }
         Ok(ChatReply {
             content,
@@ -1345,6 +1518,33 @@ impl ChatClient {
         out
     }
 
+    /// Prompt tokens a request's format adds in `mode`, beyond its messages: the instructions
+    /// appended, and under json_schema the schema itself, which OpenAI bills as prompt tokens
+    /// (it is placed in the model's context). Counted once per format and mode.
+    fn format_tokens(&self, format: &ReplyFormat, mode: u8) -> usize {
+        let ReplyFormat::Json { name, schema, .. } = format else {
+            return 0;
+        };
+        let key = (*name, mode);
+        if let Some(n) = self
+            .format_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return *n;
+        }
+        let mut n = instructions_for(format, mode).map_or(0, |t| self.tokenizer.count(t) + 1);
+        if mode == MODE_JSON_SCHEMA {
+            n += self.tokenizer.count(&schema.to_string());
+        }
+        self.format_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, n);
+        n
+    }
+
     fn body(
         &self,
         messages: &[Message],
@@ -1356,6 +1556,7 @@ impl ChatClient {
         let field = learned
             .max_tokens_field
             .unwrap_or(self.endpoint.max_tokens_field);
+        let messages = with_instructions(messages, format, mode);
         let mut body = json!({
             "model": self.endpoint.model,
             "messages": messages,
@@ -1375,6 +1576,7 @@ impl ChatClient {
             name,
             schema,
             bounded,
+            ..
         } = format
         {
             match mode {
@@ -1511,10 +1713,56 @@ impl ChatClient {
     }
 }
 
+/// The format instructions to append for `mode`: the short variant when the endpoint enforces
+/// the schema (json_schema, or json_object with a schema for a grammar), the full one otherwise;
+/// `None` when there are none.
+fn instructions_for(format: &ReplyFormat, mode: u8) -> Option<&str> {
+    let ReplyFormat::Json { instructions, .. } = format else {
+        return None;
+    };
+    let text = if mode <= MODE_JSON_OBJECT_SCHEMA {
+        &instructions.enforced
+    } else {
+        &instructions.free
+    };
+    let text = text.trim();
+    (!text.is_empty()).then_some(text)
+}
+
+/// `messages` with the format instructions for `mode` appended to the first user message (the
+/// one with the article; a repair's follow-up comes later), unless that message already holds
+/// either variant (a prompt override that still includes `format.md` itself).
+fn with_instructions<'m>(
+    messages: &'m [Message],
+    format: &ReplyFormat,
+    mode: u8,
+) -> std::borrow::Cow<'m, [Message]> {
+    let Some(text) = instructions_for(format, mode) else {
+        return messages.into();
+    };
+    let Some(i) = messages.iter().position(|m| m.role == Role::User) else {
+        return messages.into();
+    };
+    let holds = |t: &str| !t.trim().is_empty() && messages[i].content.contains(t.trim());
+    if let ReplyFormat::Json { instructions, .. } = format
+        && (holds(&instructions.enforced) || holds(&instructions.free))
+    {
+        return messages.into();
+    }
+    let mut out = messages.to_vec();
+    out[i].content = format!("{}\n\n{text}", out[i].content.trim_end());
+    out.into()
+}
+
 /// The state of one call across its attempts.
 struct Call {
-    /// The reply budget asked for (before any room for reasoning).
+    /// The reply budget asked for (before any room for reasoning): sized to the replies seen,
+    /// then grown when a reply is cut.
     max_tokens: u32,
+    /// What the caller allows (`ChatRequest::max_tokens`).
+    ceiling: u32,
+    /// Attempts cut for hung: each doubles the next attempt's deadline.
+    cuts: u32,
     /// The budget was already grown once for a reply cut at the limit.
     grew: bool,
     /// Retries spent.
@@ -1758,7 +2006,19 @@ fn cache_key(
 ) -> String {
     let format = match &request.format {
         ReplyFormat::Text => json!("text"),
-        ReplyFormat::Json { name, schema, .. } => json!({"name": name, "schema": schema}),
+        ReplyFormat::Json {
+            name,
+            schema,
+            instructions,
+            ..
+        } => {
+            let mut f = json!({"name": name, "schema": schema});
+            // Only when set, so that keys of calls without them are unchanged.
+            if **instructions != FormatInstructions::default() {
+                f["instructions"] = json!([instructions.enforced, instructions.free]);
+            }
+            f
+        }
     };
     let canonical = json!({
         "v": "hanbrief.call/1",
@@ -1950,6 +2210,59 @@ mod tests {
         back.await.unwrap();
         assert_eq!(reply.expect("the call after the restart").content, "네");
         assert!(client.stats().retries.load(Ordering::Relaxed) >= 1);
+    }
+
+    #[test]
+    fn a_request_is_overtaken_by_later_ones_answered_not_by_earlier_ones() {
+        let a = Activity::default();
+        let (first, second, third) = (a.id(), a.id(), a.id());
+        a.answered(first);
+        assert_eq!(a.answered_after(second), 0);
+        a.answered(third);
+        assert_eq!(a.answered_after(second), 1);
+        assert_eq!(a.answered_after(first), 1);
+        a.answered(a.id());
+        assert_eq!(a.answered_after(second), 2);
+    }
+
+    #[test]
+    fn format_instructions_follow_the_mode_and_are_never_sent_twice() {
+        let format = ReplyFormat::Json {
+            name: "brief",
+            schema: json!({}),
+            bounded: json!({}),
+            instructions: Arc::new(crate::llm::FormatInstructions {
+                enforced: "Fields: title.".into(),
+                free: "Fields: title, as {\"ko\", \"en\"}.".into(),
+            }),
+        };
+        let messages = vec![
+            Message::system("sys"),
+            Message::user("article"),
+            Message::assistant("reply"),
+            Message::user("repair"),
+        ];
+        let sent = with_instructions(&messages, &format, MODE_JSON_SCHEMA);
+        assert_eq!(sent[1].content, "article\n\nFields: title.");
+        assert_eq!(sent[3].content, "repair", "the first user message only");
+        let sent = with_instructions(&messages, &format, MODE_JSON_OBJECT);
+        assert_eq!(
+            sent[1].content,
+            "article\n\nFields: title, as {\"ko\", \"en\"}."
+        );
+        // A prompt that already holds either variant gets nothing more.
+        let own = vec![Message::user(
+            "article\n\nFields: title, as {\"ko\", \"en\"}.",
+        )];
+        assert_eq!(
+            with_instructions(&own, &format, MODE_JSON_SCHEMA)[0],
+            own[0]
+        );
+        // Text replies and formats without instructions are left alone.
+        assert_eq!(
+            with_instructions(&messages, &ReplyFormat::Text, MODE_PLAIN)[1].content,
+            "article"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! ([`super::CallCache::learn`]), remembers it for that endpoint and model so that the next run
 //! does not pay for the same refusal again. `hanbrief cache clear --all` forgets it.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::CallCache;
@@ -88,6 +89,9 @@ pub struct Quirks {
     endpoint: String,
     model: String,
     state: Mutex<Learned>,
+    /// Everything remembered, as key/value pairs (also what [`Learned`] does not interpret:
+    /// the reply sizes of [`super::sizing`]).
+    rows: Mutex<BTreeMap<String, String>>,
     store: Mutex<Option<Arc<dyn CallCache>>>,
 }
 
@@ -109,6 +113,7 @@ impl Quirks {
             endpoint: endpoint.to_string(),
             model: model.to_string(),
             state: Mutex::new(Learned::default()),
+            rows: Mutex::new(BTreeMap::new()),
             store: Mutex::new(None),
         }
     }
@@ -122,6 +127,10 @@ impl Quirks {
                 state.apply(k, v);
             }
         }
+        self.rows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(rows);
         *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
     }
 
@@ -132,6 +141,32 @@ impl Quirks {
     /// A copy of what is known now.
     pub fn get(&self) -> Learned {
         self.lock().clone()
+    }
+
+    /// The value last remembered under `key` (by this run, or an earlier one).
+    pub fn recall(&self, key: &str) -> Option<String> {
+        self.rows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Remembers `key = value` as it is (for values [`Learned`] does not interpret), for this
+    /// run and, if a store is attached, for later ones.
+    pub fn remember(&self, key: &str, value: &str) {
+        self.rows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), value.to_string());
+        if let Some(store) = self
+            .store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            store.learn(&self.endpoint, &self.model, key, value);
+        }
     }
 
     /// Records `key = value`, for this run and (if a store is attached) for later ones. Returns

@@ -67,7 +67,22 @@ pub enum ReplyFormat {
         name: &'static str,
         schema: serde_json::Value,
         bounded: serde_json::Value,
+        /// What the model is told about the fields; the client appends the variant the
+        /// endpoint's output mode calls for to the first user message. Shared: every request
+        /// of a run carries the same.
+        instructions: std::sync::Arc<FormatInstructions>,
     },
+}
+
+/// The words that describe a reply's fields, in two variants: the schema enforces the shape
+/// (`json_schema`, or a grammar from `json_object` with a schema), so the words need only say
+/// what goes in each field; or nothing enforces it, so they also spell out the shape. Sending the
+/// shape in words beside a schema that enforces it says the same thing twice, and OpenAI bills
+/// the schema as prompt tokens. Both empty: nothing is appended (the prompt says it all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormatInstructions {
+    pub enforced: String,
+    pub free: String,
 }
 
 /// Which kind of step a call serves; for logs, stats and the report.
@@ -104,8 +119,10 @@ impl fmt::Display for Purpose {
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
     pub messages: Vec<Message>,
-    /// The reply budget. The client may raise it (up to the context window) when a reply is cut
-    /// short by the limit.
+    /// The most reply tokens the caller allows (and part of the cache key). The client sends less
+    /// when the replies seen so far are shorter ([`super::sizing`]), asks again with all of it
+    /// when a reply is cut at the smaller budget, and may go past it (up to the context window)
+    /// once when a reply is cut even then.
     pub max_tokens: u32,
     pub format: ReplyFormat,
     pub purpose: Purpose,
@@ -117,6 +134,10 @@ pub struct ChatRequest {
     /// included); the client counts them itself when `None`. Tokenizing is most of a run's CPU,
     /// so an article's text is not tokenized twice.
     pub counted: Option<usize>,
+    /// How many units of input the reply covers, for replies that grow with their input (the
+    /// stories of a digest); 1 for everything else. The client sizes the reply budget it sends
+    /// from the replies seen per unit ([`super::sizing`]); `max_tokens` stays the ceiling.
+    pub units: u32,
 }
 
 /// Why the model stopped.

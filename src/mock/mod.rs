@@ -4,7 +4,8 @@
 //!
 //! **Limits** ([`limits`]). Two token buckets, refilled continuously: requests (one second's worth
 //! of burst, at least 1) and tokens (ten seconds' worth). A request is charged its prompt tokens
-//! (counted with o200k_base, as OpenAI counts) plus its `max_tokens`, as OpenAI charges it; a
+//! (counted with o200k_base, as OpenAI counts; a `json_schema` response format's schema counts
+//! too, as OpenAI bills it) plus its `max_tokens`, as OpenAI charges it; a
 //! request larger than the token bucket is admitted when the bucket is full and leaves it in debt.
 //! A request that does not fit gets 429 with `retry-after` (whole seconds, rounded up) and
 //! `retry-after-ms`; with `rate_limit_headers` on, every reply carries OpenAI's
@@ -136,6 +137,8 @@ struct Counters {
     batch_lines: AtomicU64,
     batch_answered: AtomicU64,
     batch_repeated: AtomicU64,
+    truncated: AtomicU64,
+    admitted_prompt_tokens: AtomicU64,
 }
 
 /// A copy of the provider's counters.
@@ -175,6 +178,11 @@ pub struct MockStats {
     /// Request lines whose `custom_id` was already in flight, or already answered, in an
     /// earlier batch: work submitted twice.
     pub batch_repeated: u64,
+    /// Of `ok`, replies cut at `max_tokens` (`finish_reason: "length"`).
+    pub truncated: u64,
+    /// Prompt tokens of every admitted request (`prompt_tokens` counts those of `ok` replies
+    /// only): what the provider processed, wasted attempts included.
+    pub admitted_prompt_tokens: u64,
 }
 
 struct State {
@@ -277,6 +285,8 @@ fn snapshot(c: &Counters) -> MockStats {
         batch_lines: g(&c.batch_lines),
         batch_answered: g(&c.batch_answered),
         batch_repeated: g(&c.batch_repeated),
+        truncated: g(&c.truncated),
+        admitted_prompt_tokens: g(&c.admitted_prompt_tokens),
     }
 }
 
@@ -427,6 +437,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Reply {
     }
     c.admitted.fetch_add(1, Ordering::Relaxed);
     c.charged_tokens.fetch_add(charge as u64, Ordering::Relaxed);
+    c.admitted_prompt_tokens
+        .fetch_add(prompt_tokens, Ordering::Relaxed);
     match fault {
         Fault::None => {}
         Fault::ServerError(code) => {
@@ -498,6 +510,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Reply {
         ));
     }
     c.ok.fetch_add(1, Ordering::Relaxed);
+    if finish == "length" {
+        c.truncated.fetch_add(1, Ordering::Relaxed);
+    }
     c.prompt_tokens.fetch_add(prompt_tokens, Ordering::Relaxed);
     c.completion_tokens
         .fetch_add(completion_tokens, Ordering::Relaxed);
@@ -554,9 +569,19 @@ fn measure(state: &State, body: &Value, messages: &[String]) -> Result<(u64, u64
         .as_u64()
         .or_else(|| body["max_completion_tokens"].as_u64())
         .unwrap_or(4096);
-    let prompt_tokens = state
+    // A json_schema response format is billed as prompt tokens, as OpenAI bills it (the schema
+    // is placed in the model's context): counted here as its compact JSON.
+    let schema_tokens = if body["response_format"]["type"] == "json_schema" {
+        state
+            .tokenizer
+            .count(&body["response_format"]["json_schema"]["schema"].to_string())
+    } else {
+        0
+    };
+    let prompt_tokens = (state
         .tokenizer
-        .count_messages(messages.iter().map(String::as_str)) as u64;
+        .count_messages(messages.iter().map(String::as_str))
+        + schema_tokens) as u64;
     if prompt_tokens as usize > state.config.context_window {
         return Err(format!(
             "This model's maximum context length is {} tokens. However, your messages resulted in {prompt_tokens} tokens.",
