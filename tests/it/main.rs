@@ -3,6 +3,7 @@
 //! loopback.
 
 mod batch;
+mod budgets;
 mod config_check;
 mod costs;
 mod digest;
