@@ -1,32 +1,46 @@
-//! Throughput bench: the real pipeline against a simulated provider with real limits.
+//! Throughput bench: the real pipeline against a simulated provider with real limits, scored
+//! against the physical limit of the work.
 //!
 //!     cargo bench --bench throughput -- [--scenario NAME|all] [--articles N]
 //!
 //! Scenarios (`--scenario all` runs them in this order):
-//! - `known`:   the config states the provider's real limits.
-//! - `unknown`: the config says 4x the real limits; the provider sends no rate-limit headers
-//!   and bare 429s (with Retry-After), so the limiter must find the limits by itself.
-//! - `faults`:  known limits, and 5 % 5xx, 2 % resets, 1 % malformed bodies, 1 % hangs past the
-//!   request timeout.
-//! - `cpu`:     1,000 requests/min of small articles through the whole pipeline; reports this
+//! - `requests`: request-bound: 200 articles of 1-60 KB, the provider's requests per minute are
+//!   what limits the run.
+//! - `tokens`:   token-bound: the same articles, the provider's tokens per minute limit the run.
+//! - `faults`:   the limits of `tokens`, and 5 % 5xx, 2 % resets, 1 % malformed bodies, 1 % hangs
+//!   of 60 s; scored against the fault-free `tokens` run (run first if not already).
+//! - `unknown`:  the limits of `tokens`, but the config says 4x them and the provider sends no
+//!   rate-limit headers and bare 429s: the limiter must find the limits by itself.
+//! - `cpu`:      1,000 requests/min of small articles through the whole pipeline; reports this
 //!   process's CPU time (the provider runs in its own process) as a share of one core.
-//! - `client`:  the same requests prepared beforehand and sent through the `ChatClient` alone at
+//! - `client`:   the same requests prepared beforehand and sent through the `ChatClient` alone at
 //!   1,000 requests/min: the client's own overhead.
-//! - `rerun`:   1,000 articles summarised once, then again unchanged: the second run's time and
+//! - `rerun`:    1,000 articles summarised once, then again unchanged: the second run's time and
 //!   calls (the state store's cache must answer everything).
 //!
+//! Every run uses the user's default settings (`config.toml`: timeouts, retries, backoff,
+//! chunking, budgets, model `gpt-4.1-mini`) but for the provider's limits, which a user states in
+//! their config, and the calls in flight (`-j`), which a user with limits this high raises.
+//!
+//! **The physical limit comes from the work, not from the run.** Before scoring, every article
+//! of the corpus is briefed once, in one call, against an unlimited provider: that gives each
+//! article's prompt tokens and its reply's real size (the provider's own counts). The physical
+//! limit is then the longer of (articles - the request bucket's initial burst) / RPM and
+//! (prompt + reply tokens - the token bucket's initial burst) / TPM, plus one call's latency
+//! for the last reply: one call per article, each reserving exactly the reply it writes. What a
+//! run chose to send (map-reduce calls, oversized reservations, retries) makes its wall time
+//! longer, never the limit shorter. Requests that did no useful work (refused, failed, hung,
+//! cut at the token limit, repeated) are counted apart as "wasted".
+//!
 //! The provider is `hanbrief mock-provider` in a child process (so its CPU is not ours); the
-//! corpus is generated (seeded: the same articles every run), a few hundred Korean articles of
-//! 1-60 KB with web clutter. "ideal" is `max(requests / RPM, tokens / TPM)` with the provider's
-//! own counts (admitted requests; prompt + max_tokens charged); "ideal-b" also credits the
-//! provider's initial bucket (1 s of requests, 10 s of tokens), which a run gets for free.
+//! corpus is generated (seeded: the same articles every run), Korean articles with web clutter.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hanbrief::config::{self, Overrides};
+use hanbrief::config::{self, Overrides, Settings};
 use hanbrief::pipeline::{self, RunOptions, Shutdown};
 use hanbrief::report::RunReport;
 
@@ -43,16 +57,64 @@ struct MockStats {
     rate_limited: u64,
     /// 429s injected as faults.
     injected_429: u64,
+    server_errors: u64,
+    resets: u64,
+    malformed: u64,
+    hangs: u64,
+    context_exceeded: u64,
     /// Well-formed 200 replies.
     ok: u64,
+    /// Of `ok`, replies cut at max_tokens.
+    truncated: u64,
+    /// Prompt and completion tokens of `ok` replies.
     prompt_tokens: u64,
     completion_tokens: u64,
+    /// Prompt tokens of every admitted request.
+    admitted_prompt_tokens: u64,
     /// Tokens charged against the limit (prompt + max_tokens of admitted requests).
     charged_tokens: u64,
     /// Requests that arrived while a Retry-After sent earlier was still running.
     early: u64,
     /// Successful replies to a request body that had already been answered.
     repeated: u64,
+}
+
+impl MockStats {
+    /// Requests that did no useful work.
+    fn wasted(&self) -> u64 {
+        self.rate_limited
+            + self.injected_429
+            + self.server_errors
+            + self.resets
+            + self.malformed
+            + self.hangs
+            + self.context_exceeded
+            + self.truncated
+            + self.repeated
+    }
+
+    fn wasted_detail(&self) -> String {
+        let parts = [
+            ("429", self.rate_limited + self.injected_429),
+            ("5xx", self.server_errors),
+            ("reset", self.resets),
+            ("malformed", self.malformed),
+            ("hung", self.hangs),
+            ("context", self.context_exceeded),
+            ("cut", self.truncated),
+            ("repeat", self.repeated),
+        ];
+        let shown: Vec<String> = parts
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        if shown.is_empty() {
+            "none".into()
+        } else {
+            shown.join(", ")
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -70,25 +132,35 @@ struct Scenario {
     articles: usize,
     min_kb: f64,
     max_kb: f64,
-    request_timeout: &'static str,
     jobs: u32,
 }
 
+/// The provider's latency: before the first token, and per reply token.
+const LATENCY_BASE: Duration = Duration::from_millis(30);
+const HANG: &str = "60s";
+
 fn scenarios(articles: Option<usize>) -> Vec<Scenario> {
-    let known = Scenario {
-        name: "known",
-        rpm: 400,
-        tpm: 1_500_000,
-        config_rpm: 400,
-        config_tpm: 1_500_000,
+    let requests = Scenario {
+        name: "requests",
+        rpm: 600,
+        tpm: 50_000_000,
+        config_rpm: 600,
+        config_tpm: 50_000_000,
         headers: true,
         latency_per_token: "1ms",
         faults: &[],
-        articles: articles.unwrap_or(300),
+        articles: articles.unwrap_or(200),
         min_kb: 1.0,
         max_kb: 60.0,
-        request_timeout: "30s",
         jobs: 32,
+    };
+    let tokens = Scenario {
+        name: "tokens",
+        rpm: 10_000,
+        tpm: 2_000_000,
+        config_rpm: 10_000,
+        config_tpm: 2_000_000,
+        ..requests.clone()
     };
     // 1,000 small requests a minute: the whole pipeline's CPU ("cpu") or the client's alone
     // ("client").
@@ -102,17 +174,11 @@ fn scenarios(articles: Option<usize>) -> Vec<Scenario> {
         min_kb: 1.0,
         max_kb: 3.0,
         latency_per_token: "0ms",
-        ..known.clone()
+        ..requests.clone()
     };
     vec![
-        known.clone(),
-        Scenario {
-            name: "unknown",
-            config_rpm: known.rpm * 4,
-            config_tpm: known.tpm * 4,
-            headers: false,
-            ..known.clone()
-        },
+        requests.clone(),
+        tokens.clone(),
         Scenario {
             name: "faults",
             faults: &[
@@ -121,8 +187,14 @@ fn scenarios(articles: Option<usize>) -> Vec<Scenario> {
                 ("--fail-malformed", "0.01"),
                 ("--fail-hang", "0.01"),
             ],
-            request_timeout: "4s",
-            ..known.clone()
+            ..tokens.clone()
+        },
+        Scenario {
+            name: "unknown",
+            config_rpm: tokens.rpm * 4,
+            config_tpm: tokens.tpm * 4,
+            headers: false,
+            ..tokens.clone()
         },
         busy.clone(),
         Scenario {
@@ -140,7 +212,7 @@ fn scenarios(articles: Option<usize>) -> Vec<Scenario> {
             max_kb: 8.0,
             latency_per_token: "0ms",
             jobs: 64,
-            ..known
+            ..requests
         },
     ]
 }
@@ -177,64 +249,235 @@ fn main() {
         .build()
         .expect("runtime");
 
-    println!(
-        "{:<8} {:>9} {:>8} {:>8} {:>8} {:>6} {:>6} {:>8} {:>6} {:>8} {:>7} {:>11} {:>10} {:>5} {:>5} {:>6}",
-        "scenario",
-        "written",
-        "wall s",
-        "ideal s",
-        "ideal-b",
-        "ratio",
-        "ratio-b",
-        "requests",
-        "429s",
-        "429 %",
-        "retries",
-        "prompt tok",
-        "compl tok",
-        "early",
-        "repeat",
-        "cpu %"
-    );
-    for s in scenarios(articles) {
-        if which != "all" && which != s.name {
-            continue;
-        }
-        if s.name == "client" {
-            runtime.block_on(run_client(&s));
-        } else {
-            runtime.block_on(run(&s));
+    let all = scenarios(articles);
+    let selected: Vec<&Scenario> = all
+        .iter()
+        .filter(|s| which == "all" || which == s.name)
+        .collect();
+    assert!(!selected.is_empty(), "no scenario named {which}");
+    let mut fault_free: Option<f64> = None;
+    let mut work_cache: Option<(usize, Work)> = None;
+    let mut header = false;
+    for s in selected {
+        match s.name {
+            "client" => runtime.block_on(run_client(s)),
+            "cpu" | "rerun" => {
+                runtime.block_on(run_plain(s));
+            }
+            _ => {
+                let work = match &work_cache {
+                    Some((n, w)) if *n == s.articles => w.clone(),
+                    _ => {
+                        let w = runtime.block_on(measure_work(s));
+                        println!(
+                            "the work: {} articles, one call each: {} prompt + {} reply tokens \
+                             (median reply {} tokens)",
+                            w.articles, w.prompt_tokens, w.reply_tokens, w.median_reply
+                        );
+                        work_cache = Some((s.articles, w.clone()));
+                        w
+                    }
+                };
+                if s.name == "faults" && fault_free.is_none() {
+                    let twin = all.iter().find(|t| t.name == "tokens").expect("tokens");
+                    if !header {
+                        print_header();
+                        header = true;
+                    }
+                    fault_free = Some(runtime.block_on(run_scored(twin, &work)));
+                }
+                if !header {
+                    print_header();
+                    header = true;
+                }
+                let wall = runtime.block_on(run_scored(s, &work));
+                if s.name == "tokens" {
+                    fault_free = Some(wall);
+                }
+                if s.name == "faults"
+                    && let Some(free) = fault_free
+                {
+                    println!(
+                        "         faults: {:.2} s against {:.2} s without faults: {:.3}x",
+                        wall,
+                        free,
+                        wall / free
+                    );
+                }
+            }
         }
     }
 }
 
-async fn run(s: &Scenario) {
+/// What one call per article costs: the bench's measure of the work.
+#[derive(Debug, Clone)]
+struct Work {
+    articles: usize,
+    prompt_tokens: u64,
+    reply_tokens: u64,
+    median_reply: u64,
+}
+
+impl Work {
+    /// The shortest wall time any client could achieve against `s`'s provider: the longer of
+    /// the request-bound and the token-bound times after the initial bursts, plus one call's
+    /// latency for the last reply.
+    fn physical_limit(&self, s: &Scenario) -> f64 {
+        let burst_r = (s.rpm as f64 / 60.0).max(1.0);
+        let burst_t = s.tpm as f64 / 6.0;
+        let t_req = (self.articles as f64 - burst_r).max(0.0) / s.rpm as f64 * 60.0;
+        let t_tok = ((self.prompt_tokens + self.reply_tokens) as f64 - burst_t).max(0.0)
+            / s.tpm as f64
+            * 60.0;
+        let per_token = humantime::parse_duration(s.latency_per_token)
+            .expect("a duration")
+            .as_secs_f64();
+        t_req.max(t_tok) + LATENCY_BASE.as_secs_f64() + per_token * self.median_reply as f64
+    }
+}
+
+/// Briefs every article of `s`'s corpus once, in one call (the request a one-call plan sends),
+/// against an unlimited provider, and adds up the provider's counts.
+async fn measure_work(s: &Scenario) -> Work {
+    use futures::StreamExt;
+    use hanbrief::llm::ChatClient;
+    use hanbrief::summarize::Summarizer;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("articles");
+    generate(&input, s.articles, s.min_kb, s.max_kb, 42);
+    let unlimited = Scenario {
+        rpm: 1_000_000,
+        tpm: 2_000_000_000,
+        config_rpm: 1_000_000,
+        config_tpm: 2_000_000_000,
+        faults: &[],
+        latency_per_token: "0ms",
+        ..s.clone()
+    };
+    let mut provider = Provider::start(&unlimited);
+    let settings = settings(dir.path(), &unlimited, &provider.base_url);
+    let prompts = hanbrief::prompt::Prompts::load(None).expect("prompts");
+    let client = ChatClient::new(
+        &settings.endpoint,
+        &settings.limits,
+        hanbrief::tokens::Tokenizer::new(settings.chunking.encoding),
+        None,
+        Default::default(),
+    )
+    .expect("client");
+    let summarizer = Summarizer::new(&client, &prompts, &settings.chunking, &settings.glossary)
+        .expect("summarizer");
+    let found = hanbrief::ingest::discover(std::slice::from_ref(&input), &[]).expect("articles");
+    let requests: Vec<_> = found
+        .files
+        .iter()
+        .map(|f| {
+            let a = hanbrief::ingest::read(f).expect("article");
+            let c = hanbrief::clean::clean(&a.text, a.html_title.as_deref());
+            summarizer.brief_request(&c).expect("request")
+        })
+        .collect();
+    let replies: Vec<(u64, u64)> = futures::stream::iter(requests)
+        .map(|r| {
+            let client = &client;
+            async move {
+                let reply = client.chat(r).await.expect("a reply");
+                (reply.usage.prompt_tokens, reply.usage.completion_tokens)
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    provider.stop();
+    let mut sizes: Vec<u64> = replies.iter().map(|r| r.1).collect();
+    sizes.sort_unstable();
+    Work {
+        articles: replies.len(),
+        prompt_tokens: replies.iter().map(|r| r.0).sum(),
+        reply_tokens: replies.iter().map(|r| r.1).sum(),
+        median_reply: sizes.get(sizes.len() / 2).copied().unwrap_or(0),
+    }
+}
+
+fn print_header() {
+    println!(
+        "{:<8} {:>9} {:>7} {:>7} {:>6} {:>8} {:>7} {:>6} {:>11} {:>6} {:>6} {:>5} {:>5}  wasted",
+        "scenario",
+        "written",
+        "wall s",
+        "phys s",
+        "×phys",
+        "requests",
+        "wasted",
+        "429 %",
+        "prompt tok",
+        "×1call",
+        "early",
+        "rep",
+        "cpu %",
+    );
+}
+
+/// Runs `s` and prints its row against the physical limit of `work`; returns the wall time.
+async fn run_scored(s: &Scenario, work: &Work) -> f64 {
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("articles");
     generate(&input, s.articles, s.min_kb, s.max_kb, 42);
     let mut provider = Provider::start(s);
-    let config = write_config(dir.path(), s, &provider.base_url);
-    let settings = config::load(Some(&config), &Default::default(), &Overrides::default())
-        .expect("bench config");
-    let opts = RunOptions {
-        inputs: vec![input.clone()],
-        out: dir.path().join("out"),
-        dry_run: false,
-        force: false,
-        progress: None,
-        jsonl: false,
-        no_wait: false,
-    };
-    let shutdown = Shutdown::default();
-
+    let settings = settings(dir.path(), s, &provider.base_url);
+    let opts = options(&input, dir.path());
     let (u0, s0) = cpu_times();
     let t0 = Instant::now();
-    let report = pipeline::run(&settings, &opts, &shutdown)
+    let report = pipeline::run(&settings, &opts, &Shutdown::default())
+        .await
+        .expect("run");
+    let wall = t0.elapsed().as_secs_f64();
+    let (u1, s1) = cpu_times();
+    let cpu = (u1 - u0) + (s1 - s0);
+    let stats = provider.stats().await;
+    provider.stop();
+    let physical = work.physical_limit(s);
+    let limited = stats.rate_limited + stats.injected_429;
+    println!(
+        "{:<8} {:>4}/{:<4} {:>7.2} {:>7.2} {:>6.3} {:>8} {:>7} {:>5.2}% {:>11} {:>6.3} {:>6} {:>5} {:>5.1}%  {}",
+        s.name,
+        report.totals.written,
+        report.totals.articles,
+        wall,
+        physical,
+        wall / physical.max(1e-9),
+        stats.requests,
+        stats.wasted(),
+        100.0 * limited as f64 / stats.requests.max(1) as f64,
+        stats.admitted_prompt_tokens,
+        stats.admitted_prompt_tokens as f64 / work.prompt_tokens.max(1) as f64,
+        stats.early,
+        stats.repeated,
+        100.0 * cpu / wall.max(1e-9),
+        stats.wasted_detail(),
+    );
+    wall
+}
+
+/// The `cpu` and `rerun` scenarios: wall, requests and this process's CPU.
+async fn run_plain(s: &Scenario) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("articles");
+    generate(&input, s.articles, s.min_kb, s.max_kb, 42);
+    let mut provider = Provider::start(s);
+    let settings = settings(dir.path(), s, &provider.base_url);
+    let opts = options(&input, dir.path());
+    let (u0, s0) = cpu_times();
+    let t0 = Instant::now();
+    let report = pipeline::run(&settings, &opts, &Shutdown::default())
         .await
         .expect("run");
     let wall = t0.elapsed();
     let (u1, s1) = cpu_times();
     let cpu = (u1 - u0) + (s1 - s0);
+    let stats = provider.stats().await;
+    print_plain(s.name, &report, &stats, wall, cpu);
     if s.name == "cpu" {
         println!(
             "         cpu: {:.2}s user + {:.2}s system over {:.1}s wall: {:.2} ms per request",
@@ -244,9 +487,6 @@ async fn run(s: &Scenario) {
             1000.0 * cpu / report.totals.requests.max(1) as f64
         );
     }
-    let stats = provider.stats().await;
-    print_row(s.name, s, &report, &stats, wall, cpu);
-
     if s.name == "rerun" {
         let before = provider.stats().await;
         let t1 = Instant::now();
@@ -255,156 +495,50 @@ async fn run(s: &Scenario) {
             .expect("rerun");
         let wall = t1.elapsed();
         let after = provider.stats().await;
-        let calls = after.requests - before.requests;
         println!(
             "rerun-2  {:>4}/{:<4} {:>8.2}   (second run over the unchanged folder: {} requests, {} unchanged)",
             report.totals.written + report.totals.unchanged,
             report.totals.articles,
             wall.as_secs_f64(),
-            calls,
+            after.requests - before.requests,
             report.totals.unchanged
         );
     }
     provider.stop();
 }
 
-/// The `ChatClient` alone: requests prepared beforehand (decoded, cleaned, rendered), then sent
-/// through one client at the provider's rate while this process's CPU is measured. This is the
-/// client's own overhead: limiter, tokenizing the prompt, cache key, JSON, HTTP, accounting.
-async fn run_client(s: &Scenario) {
-    use futures::StreamExt;
-    use hanbrief::llm::{ChatClient, ChatRequest, Message, Purpose, ReplyFormat};
-
-    let dir = tempfile::tempdir().expect("temp dir");
-    let input = dir.path().join("articles");
-    generate(&input, s.articles, s.min_kb, s.max_kb, 42);
-    let mut provider = Provider::start(s);
-    let config = write_config(dir.path(), s, &provider.base_url);
-    let settings = config::load(Some(&config), &Default::default(), &Overrides::default())
-        .expect("bench config");
-    let prompts = hanbrief::prompt::Prompts::load(None).expect("prompts");
-    let system = prompts
-        .render("system.md", &serde_json::json!({}))
-        .expect("system");
-    let found = hanbrief::ingest::discover(std::slice::from_ref(&input), &[]).expect("articles");
-    let requests: Vec<ChatRequest> = found
-        .files
-        .iter()
-        .map(|f| {
-            let a = hanbrief::ingest::read(f).expect("article");
-            let c = hanbrief::clean::clean(&a.text, None);
-            let user = prompts
-                .render(
-                    "brief.md",
-                    &serde_json::json!({"title": c.title, "glossary": [], "fence": hanbrief::prompt::fence_for(&c.text), "article": c.text}),
-                )
-                .expect("prompt");
-            ChatRequest {
-                messages: vec![Message::system(system.clone()), Message::user(user)],
-                max_tokens: 2000,
-                format: ReplyFormat::Json {
-                    name: "brief",
-                    schema: hanbrief::brief::content_schema(),
-                    bounded: hanbrief::brief::content_schema_bounded(),
-                },
-                purpose: Purpose::Brief,
-                partial_ok: false,
-                counted: None,
-            }
-        })
-        .collect();
-    let client = ChatClient::new(
-        &settings.endpoint,
-        &settings.limits,
-        hanbrief::tokens::Tokenizer::new(settings.chunking.encoding),
-        None,
-        Default::default(),
-    )
-    .expect("client");
-    let n = requests.len();
-    let (u0, s0) = cpu_times();
-    let t0 = Instant::now();
-    futures::stream::iter(requests)
-        .for_each_concurrent(s.jobs as usize, |r| {
-            let client = &client;
-            async move {
-                client.chat(r).await.expect("a reply");
-            }
-        })
-        .await;
-    let wall = t0.elapsed().as_secs_f64();
-    let (u1, s1) = cpu_times();
-    let cpu = (u1 - u0) + (s1 - s0);
-    let stats = provider.stats().await;
-    let ideal = stats.admitted as f64 / s.rpm as f64 * 60.0;
-    println!(
-        "{:<8} {:>4}/{:<4} {:>8.2} {:>8.2} {:>8} {:>6.3} {:>6} {:>8} {:>6} {:>7.2}% {:>7} {:>11} {:>10} {:>5} {:>5} {:>5.2}%",
-        "client",
-        stats.ok,
-        n,
-        wall,
-        ideal,
-        "-",
-        wall / ideal,
-        "-",
-        stats.requests,
-        stats.rate_limited,
-        100.0 * stats.rate_limited as f64 / stats.requests.max(1) as f64,
-        client.stats().snapshot().retries,
-        stats.prompt_tokens,
-        stats.completion_tokens,
-        stats.early,
-        stats.repeated,
-        100.0 * cpu / wall
-    );
-    println!(
-        "         client: {:.2}s user + {:.2}s system over {:.1}s wall: {:.2} ms per request",
-        u1 - u0,
-        s1 - s0,
-        wall,
-        1000.0 * cpu / n as f64
-    );
-    provider.stop();
-}
-
-fn print_row(
-    name: &str,
-    s: &Scenario,
-    report: &RunReport,
-    stats: &MockStats,
-    wall: Duration,
-    cpu: f64,
-) {
-    let ideal = (stats.admitted as f64 / s.rpm as f64)
-        .max(stats.charged_tokens as f64 / s.tpm as f64)
-        * 60.0;
-    let cap_r = (s.rpm as f64 / 60.0).max(1.0);
-    let cap_t = s.tpm as f64 / 6.0;
-    let ideal_b = ((stats.admitted as f64 - cap_r).max(0.0) / s.rpm as f64)
-        .max((stats.charged_tokens as f64 - cap_t).max(0.0) / s.tpm as f64)
-        * 60.0;
+fn print_plain(name: &str, report: &RunReport, stats: &MockStats, wall: Duration, cpu: f64) {
     let wall_s = wall.as_secs_f64();
-    let limited = stats.rate_limited + stats.injected_429;
     println!(
-        "{:<8} {:>4}/{:<4} {:>8.2} {:>8.2} {:>8.2} {:>6.3} {:>6.3} {:>8} {:>6} {:>7.2}% {:>7} {:>11} {:>10} {:>5} {:>5} {:>5.2}%",
+        "{:<8} {:>4}/{:<4} {:>8.2} s · {} requests ({} wasted) · {} retries · cpu {:.2}%",
         name,
         report.totals.written,
         report.totals.articles,
         wall_s,
-        ideal,
-        ideal_b,
-        wall_s / ideal.max(1e-9),
-        wall_s / ideal_b.max(1e-9),
         stats.requests,
-        limited,
-        100.0 * limited as f64 / stats.requests.max(1) as f64,
+        stats.wasted(),
         report.totals.retries,
-        stats.prompt_tokens,
-        stats.completion_tokens,
-        stats.early,
-        stats.repeated,
         100.0 * cpu / wall_s.max(1e-9),
     );
+}
+
+fn options(input: &Path, dir: &Path) -> RunOptions {
+    RunOptions {
+        inputs: vec![input.to_path_buf()],
+        out: dir.join("out"),
+        dry_run: false,
+        force: false,
+        progress: None,
+        jsonl: false,
+        no_wait: false,
+    }
+}
+
+/// The user's defaults, but for the provider's limits (which a user states) and the calls in
+/// flight (which a user with limits this high raises).
+fn settings(dir: &Path, s: &Scenario, base_url: &str) -> Settings {
+    let config = write_config(dir, s, base_url);
+    config::load(Some(&config), &Default::default(), &Overrides::default()).expect("bench config")
 }
 
 fn write_config(dir: &Path, s: &Scenario, base_url: &str) -> PathBuf {
@@ -412,21 +546,13 @@ fn write_config(dir: &Path, s: &Scenario, base_url: &str) -> PathBuf {
     let text = format!(
         r#"[endpoint]
 base_url = "{base_url}"
-model = "mock-bench"
 api_key_env = "HANBRIEF_BENCH_KEY_UNSET"
-context_window = 128000
-request_timeout = "{timeout}"
-connect_timeout = "2s"
 
 [limits]
 requests_per_minute = {rpm}
 tokens_per_minute = {tpm}
 max_in_flight = {jobs}
-max_retries = 8
-backoff_base = "250ms"
-backoff_max = "8s"
 "#,
-        timeout = s.request_timeout,
         rpm = s.config_rpm,
         tpm = s.config_tpm,
         jobs = s.jobs,
@@ -444,17 +570,10 @@ struct Provider {
 impl Provider {
     fn start(s: &Scenario) -> Provider {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hanbrief"));
-        cmd.args([
-            "mock-provider",
-            "--port",
-            "0",
-            "--latency",
-            "30ms",
-            "--hang",
-            "120s",
-        ])
-        .args(["--rpm", &s.rpm.to_string(), "--tpm", &s.tpm.to_string()])
-        .args(["--latency-per-token", s.latency_per_token]);
+        cmd.args(["mock-provider", "--port", "0", "--hang", HANG])
+            .args(["--latency", &format!("{}ms", LATENCY_BASE.as_millis())])
+            .args(["--rpm", &s.rpm.to_string(), "--tpm", &s.tpm.to_string()])
+            .args(["--latency-per-token", s.latency_per_token]);
         for (flag, value) in s.faults {
             cmd.args([flag, value]);
         }
@@ -491,6 +610,79 @@ impl Provider {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The `ChatClient` alone: requests prepared beforehand (decoded, cleaned, rendered), then sent
+/// through one client at the provider's rate while this process's CPU is measured. This is the
+/// client's own overhead: limiter, tokenizing the prompt, cache key, JSON, HTTP, accounting.
+async fn run_client(s: &Scenario) {
+    use futures::StreamExt;
+    use hanbrief::llm::ChatClient;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("articles");
+    generate(&input, s.articles, s.min_kb, s.max_kb, 42);
+    let mut provider = Provider::start(s);
+    let settings = settings(dir.path(), s, &provider.base_url);
+    let prompts = hanbrief::prompt::Prompts::load(None).expect("prompts");
+    let client = ChatClient::new(
+        &settings.endpoint,
+        &settings.limits,
+        hanbrief::tokens::Tokenizer::new(settings.chunking.encoding),
+        None,
+        Default::default(),
+    )
+    .expect("client");
+    let summarizer = hanbrief::summarize::Summarizer::new(
+        &client,
+        &prompts,
+        &settings.chunking,
+        &settings.glossary,
+    )
+    .expect("summarizer");
+    let found = hanbrief::ingest::discover(std::slice::from_ref(&input), &[]).expect("articles");
+    let requests: Vec<_> = found
+        .files
+        .iter()
+        .map(|f| {
+            let a = hanbrief::ingest::read(f).expect("article");
+            let c = hanbrief::clean::clean(&a.text, None);
+            summarizer.brief_request(&c).expect("request")
+        })
+        .collect();
+    let n = requests.len();
+    let (u0, s0) = cpu_times();
+    let t0 = Instant::now();
+    futures::stream::iter(requests)
+        .for_each_concurrent(s.jobs as usize, |r| {
+            let client = &client;
+            async move {
+                client.chat(r).await.expect("a reply");
+            }
+        })
+        .await;
+    let wall = t0.elapsed().as_secs_f64();
+    let (u1, s1) = cpu_times();
+    let cpu = (u1 - u0) + (s1 - s0);
+    let stats = provider.stats().await;
+    println!(
+        "client   {:>4}/{:<4} {:>8.2} s · {} requests ({} wasted) · {} retries · cpu {:.2}%",
+        stats.ok,
+        n,
+        wall,
+        stats.requests,
+        stats.wasted(),
+        client.stats().snapshot().retries,
+        100.0 * cpu / wall
+    );
+    println!(
+        "         client: {:.2}s user + {:.2}s system over {:.1}s wall: {:.2} ms per request",
+        u1 - u0,
+        s1 - s0,
+        wall,
+        1000.0 * cpu / n as f64
+    );
+    provider.stop();
 }
 
 /// User and system CPU seconds of this process (Linux: /proc/self/stat).
