@@ -366,8 +366,7 @@ async fn measure_work(s: &Scenario) -> Work {
         Default::default(),
     )
     .expect("client");
-    let summarizer = Summarizer::new(&client, &prompts, &settings.chunking, &settings.glossary)
-        .expect("summarizer");
+    let summarizer = Summarizer::new(&client, &prompts, &settings).expect("summarizer");
     let found = hanbrief::ingest::discover(std::slice::from_ref(&input), &[]).expect("articles");
     let requests: Vec<_> = found
         .files
@@ -633,13 +632,8 @@ async fn run_client(s: &Scenario) {
         Default::default(),
     )
     .expect("client");
-    let summarizer = hanbrief::summarize::Summarizer::new(
-        &client,
-        &prompts,
-        &settings.chunking,
-        &settings.glossary,
-    )
-    .expect("summarizer");
+    let summarizer =
+        hanbrief::summarize::Summarizer::new(&client, &prompts, &settings).expect("summarizer");
     let found = hanbrief::ingest::discover(std::slice::from_ref(&input), &[]).expect("articles");
     let requests: Vec<_> = found
         .files

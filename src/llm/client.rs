@@ -174,6 +174,12 @@ const MODE_JSON_OBJECT_SCHEMA: u8 = 1;
 const MODE_JSON_OBJECT: u8 = 2;
 const MODE_PLAIN: u8 = 3;
 
+/// Whether the server counts a json_schema schema as prompt tokens: not seen yet (reserved, as
+/// OpenAI bills it), yes, no (a grammar server).
+const SCHEMA_UNKNOWN: u8 = 0;
+const SCHEMA_BILLED: u8 = 1;
+const SCHEMA_NOT_BILLED: u8 = 2;
+
 fn mode_name(mode: u8) -> &'static str {
     match mode {
         MODE_JSON_SCHEMA => "json_schema",
@@ -344,7 +350,9 @@ pub struct ChatClient {
     /// How long honest calls take here, which says when a call is hung.
     latency: Latency,
     /// Prompt tokens a format adds per output mode (see `format_tokens`).
-    format_counts: Mutex<BTreeMap<(&'static str, u8), usize>>,
+    format_counts: Mutex<BTreeMap<(&'static str, u8), FormatTokens>>,
+    /// Whether the server counts a json_schema schema as prompt tokens (`SCHEMA_*`).
+    schema_billed: std::sync::atomic::AtomicU8,
     activity: Arc<Activity>,
     /// Stops the watchdog when the client is dropped.
     watchdog: CancellationToken,
@@ -484,6 +492,7 @@ impl ChatClient {
             sizes: ReplySizes::default(),
             latency: Latency::default(),
             format_counts: Mutex::new(BTreeMap::new()),
+            schema_billed: std::sync::atomic::AtomicU8::new(SCHEMA_UNKNOWN),
             activity,
             watchdog,
         })
@@ -816,9 +825,20 @@ impl ChatClient {
                 return Err(LlmError::Cancelled);
             }
             let mode = self.mode.load(Ordering::Relaxed);
-            let counted = counted_messages + self.format_tokens(&request.format, mode);
+            let (instructions, schema) = self.format_tokens(&request.format, mode);
+            // What the model's context holds: the messages and the instructions appended. A
+            // json_schema schema is not in it on a grammar server (llama.cpp, vLLM turn it into
+            // a grammar); OpenAI bills it as prompt tokens, so the limiter reserves it until the
+            // replies show the server does not count it (`schema_billed`).
+            let counted = counted_messages + instructions;
             let window = self.context_window();
             let prompt_estimate = self.calibration.server_tokens(counted);
+            let billed = prompt_estimate
+                + if self.schema_billed.load(Ordering::Relaxed) == SCHEMA_NOT_BILLED {
+                    0
+                } else {
+                    schema
+                };
             if let Some(max_prompt) = self.max_prompt_tokens()
                 && prompt_estimate > max_prompt
             {
@@ -857,7 +877,7 @@ impl ChatClient {
                 p = self.in_flight.acquire() => p.expect("the semaphore is never closed"),
                 _ = self.cancel.cancelled() => return Err(LlmError::Cancelled),
             };
-            let reserve = (prompt_estimate as u64 + budget as u64).min(u32::MAX as u64) as u32;
+            let reserve = (billed as u64 + budget as u64).min(u32::MAX as u64) as u32;
             if self.limiter.acquire(reserve, &self.cancel).await.is_err() {
                 return Err(LlmError::Cancelled);
             }
@@ -975,6 +995,7 @@ impl ChatClient {
                                 &mut call,
                                 Sent {
                                     counted,
+                                    schema,
                                     prompt_estimate,
                                     budget,
                                     room,
@@ -1208,8 +1229,9 @@ impl ChatClient {
             );
         }
         if reported {
-            let expected = self.calibration.server_tokens(sent.counted);
-            if sent.counted >= CUT_MIN_TOKENS
+            // What the context held (a schema turned into a grammar is not in it).
+            let expected = sent.prompt_estimate;
+            if expected >= CUT_MIN_TOKENS
                 && (usage.prompt_tokens as f64) < expected as f64 * CUT_RATIO
             {
                 // The server dropped part of the prompt without saying so (Ollama past its
@@ -1228,7 +1250,25 @@ impl ChatClient {
                     ),
                 }));
             }
-            self.calibration.observe(sent.counted, usage.prompt_tokens);
+            let mut counted = sent.counted;
+            if sent.schema > 0 {
+                // Does this server count the schema as prompt tokens (OpenAI does)? A reply whose
+                // prompt is larger than the messages by more than half the schema says yes.
+                let billed = usage.prompt_tokens as f64
+                    >= sent.prompt_estimate as f64 + sent.schema as f64 / 2.0;
+                self.schema_billed.store(
+                    if billed {
+                        SCHEMA_BILLED
+                    } else {
+                        SCHEMA_NOT_BILLED
+                    },
+                    Ordering::Relaxed,
+                );
+                if billed {
+                    counted += sent.schema;
+                }
+            }
+            self.calibration.observe(counted, usage.prompt_tokens);
         }
         if finish_reason == FinishReason::ContentFilter {
             return Err(Next::Fail(LlmError::ContentFiltered {
@@ -1519,11 +1559,11 @@ impl ChatClient {
     }
 
     /// Prompt tokens a request's format adds in `mode`, beyond its messages: the instructions
-    /// appended, and under json_schema the schema itself, which OpenAI bills as prompt tokens
-    /// (it is placed in the model's context). Counted once per format and mode.
-    fn format_tokens(&self, format: &ReplyFormat, mode: u8) -> usize {
+    /// appended, and (second) under json_schema the schema itself, which OpenAI bills as prompt
+    /// tokens. Counted once per format and mode.
+    fn format_tokens(&self, format: &ReplyFormat, mode: u8) -> FormatTokens {
         let ReplyFormat::Json { name, schema, .. } = format else {
-            return 0;
+            return (0, 0);
         };
         let key = (*name, mode);
         if let Some(n) = self
@@ -1534,15 +1574,18 @@ impl ChatClient {
         {
             return *n;
         }
-        let mut n = instructions_for(format, mode).map_or(0, |t| self.tokenizer.count(t) + 1);
-        if mode == MODE_JSON_SCHEMA {
-            n += self.tokenizer.count(&schema.to_string());
-        }
+        let instructions =
+            instructions_for(format, mode).map_or(0, |t| self.tokenizer.count(t) + 1);
+        let schema = if mode == MODE_JSON_SCHEMA {
+            self.tokenizer.count(&schema.to_string())
+        } else {
+            0
+        };
         self.format_counts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, n);
-        n
+            .insert(key, (instructions, schema));
+        (instructions, schema)
     }
 
     fn body(
@@ -1754,6 +1797,9 @@ fn with_instructions<'m>(
     out.into()
 }
 
+/// Prompt tokens a reply format adds: the instructions appended, and a json_schema schema.
+type FormatTokens = (usize, usize);
+
 /// The state of one call across its attempts.
 struct Call {
     /// The reply budget asked for (before any room for reasoning): sized to the replies seen,
@@ -1781,9 +1827,11 @@ struct Call {
 /// What one attempt sent.
 #[derive(Debug, Clone, Copy)]
 struct Sent {
-    /// The prompt's tokens by our count.
+    /// The prompt's tokens in the model's context by our count (messages and instructions).
     counted: usize,
-    /// The same, as we expect the server to count them.
+    /// Tokens of a json_schema schema sent beside it (0 in other modes), by our count.
+    schema: usize,
+    /// `counted` as we expect the server to count it.
     prompt_estimate: usize,
     /// The reply budget sent.
     budget: u32,
