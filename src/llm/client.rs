@@ -800,7 +800,10 @@ impl ChatClient {
                 key.clone(),
                 &messages,
                 &request,
-                counted_messages,
+                counted_messages
+                    + self
+                        .format_tokens(&request.format, self.mode.load(Ordering::Relaxed))
+                        .0,
             )
         {
             return outcome;

@@ -384,9 +384,9 @@ async fn requests_past_the_attempts_are_sent_as_ordinary_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_enqueued_token_limit_is_learnt_and_kept() {
-    // Each short request is about 1,000 prompt tokens: 3,000 lets two or three at a time, and
-    // the first file (all five) is refused.
-    let mock = MockProvider::start(&["--batch-completion", "200ms", "--batch-token-limit", "3000"]);
+    // Each short request is about 600 prompt tokens: 1,500 lets two at a time, and the first
+    // file (all five) is refused.
+    let mock = MockProvider::start(&["--batch-completion", "200ms", "--batch-token-limit", "1500"]);
     let env = TestEnv::new()
         .await
         .with_config(&mock_env_config(&mock.url, FAST_POLL));
