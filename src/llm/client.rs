@@ -2143,6 +2143,7 @@ mod tests {
             purpose: Purpose::Ping,
             partial_ok: false,
             counted: None,
+            units: 1,
         }
     }
 
