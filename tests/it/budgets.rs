@@ -21,10 +21,8 @@ fn ok() -> ResponseTemplate {
 
 /// The reply budget of every request received, in order.
 async fn budgets(env: &TestEnv) -> Vec<u64> {
-    env.server
-        .received_requests()
+    env.calls()
         .await
-        .unwrap()
         .iter()
         .map(|r| {
             r.body_json::<Value>().unwrap()["max_tokens"]
@@ -172,7 +170,7 @@ async fn a_slow_honest_server_is_not_cut() {
     let out = env.summarize(&[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert_eq!(env.report()["totals"]["retries"], 0);
-    assert_eq!(env.server.received_requests().await.unwrap().len(), 12);
+    assert_eq!(env.calls().await.len(), 12);
 }
 
 /// Records the first user message of every request.
@@ -259,7 +257,7 @@ async fn an_article_that_fits_the_window_goes_in_one_call() {
     chat().respond_with(ok()).mount(&env.server).await;
     let out = env.summarize(&[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert_eq!(env.server.received_requests().await.unwrap().len(), 1);
+    assert_eq!(env.calls().await.len(), 1);
     assert_eq!(env.brief("long.txt")["source"]["chunks"], 1);
 }
 
@@ -274,8 +272,5 @@ async fn a_quality_cap_still_chunks_long_articles() {
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let chunks = env.brief("long.txt")["source"]["chunks"].as_u64().unwrap();
     assert!(chunks >= 3, "{chunks}");
-    assert_eq!(
-        env.server.received_requests().await.unwrap().len() as u64,
-        chunks + 1
-    );
+    assert_eq!(env.calls().await.len() as u64, chunks + 1);
 }
