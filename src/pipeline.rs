@@ -136,6 +136,8 @@ struct Context<'a> {
     kept: Mutex<BTreeMap<String, Brief>>,
     /// Output names earlier runs gave out (from the manifest).
     claims: Claims,
+    /// `--dry-run`: each article's planned steps (the phases of a batch-mode plan).
+    planned: Mutex<Vec<Vec<crate::summarize::PlanStep>>>,
 }
 
 /// Refuses an output folder that is, or lies above, an input folder, or that holds an input
@@ -329,6 +331,7 @@ pub async fn run(
             },
         ),
         kept: Mutex::new(BTreeMap::new()),
+        planned: Mutex::new(Vec::new()),
     };
 
     let names = assign_names(&found.files, &ctx.claims);
@@ -483,6 +486,10 @@ pub async fn run(
         exit_code,
         totals,
         batch: batch_summary,
+        batch_plan: (opts.dry_run && settings.batch.enabled).then(|| {
+            let planned = ctx.planned.lock().unwrap_or_else(|p| p.into_inner());
+            crate::batch::plan_phases(planned.iter().map(Vec::as_slice), &settings.batch)
+        }),
         articles,
     };
     if !opts.dry_run {
@@ -763,6 +770,10 @@ impl Context<'_> {
         report.tokens = plan.tokens;
         report.chunks = plan.chunks.len();
         if self.opts.dry_run {
+            self.planned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(plan.steps.clone());
             report.calls = plan.planned_calls as u32;
             report.prompt_tokens = plan.est_prompt_tokens;
             report.completion_tokens = plan.est_completion_tokens;

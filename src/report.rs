@@ -144,6 +144,9 @@ pub struct RunReport {
     /// Batch mode: phases, batches submitted and collected, retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<crate::batch::BatchSummary>,
+    /// `--dry-run --batch`: the phases the run would submit, and their request files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_plan: Option<Vec<crate::batch::PhasePlan>>,
     pub articles: Vec<ArticleReport>,
 }
 
@@ -321,6 +324,7 @@ mod tests {
             exit_code: 0,
             totals: RunReport::tally(&articles, 0, 0, 0),
             batch: None,
+            batch_plan: None,
             articles,
         }
     }

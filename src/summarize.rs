@@ -74,6 +74,18 @@ pub struct Plan {
     /// Prompt and reply tokens the plan will spend at most (for cost estimates).
     pub est_prompt_tokens: u64,
     pub est_completion_tokens: u64,
+    /// The calls step by step, each step needing the one before (batch mode runs a step per
+    /// phase): a one-call brief has one; map-reduce has the chunks' notes, each tree level,
+    /// then the reduce.
+    pub steps: Vec<PlanStep>,
+}
+
+/// One step of a [`Plan`]: calls that can be sent together, and the prompt tokens they carry
+/// at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct PlanStep {
+    pub calls: usize,
+    pub prompt_tokens: u64,
 }
 
 impl Plan {
@@ -96,6 +108,10 @@ impl Plan {
             planned_calls: 1,
             est_prompt_tokens: prompt_tokens as u64,
             est_completion_tokens: reply_tokens as u64,
+            steps: vec![PlanStep {
+                calls: 1,
+                prompt_tokens: prompt_tokens as u64,
+            }],
         }
     }
 }
@@ -1031,6 +1047,10 @@ fn plan(
     let mut calls = chunks.len();
     let mut prompt: u64 = chunks.iter().map(|c| (o.map + c.tokens) as u64).sum();
     let mut completion = chunks.len() as u64 * rooms.notes_reply as u64;
+    let mut steps = vec![PlanStep {
+        calls: chunks.len(),
+        prompt_tokens: prompt,
+    }];
     // Reduce tree, assuming every note is as long as its budget.
     let note = rooms.notes_reply as usize + o.per_note;
     let mut notes = chunks.len();
@@ -1040,12 +1060,20 @@ fn plan(
         let groups = notes.div_ceil(per_group);
         calls += groups;
         prompt += (groups * o.collapse + notes * note) as u64;
+        steps.push(PlanStep {
+            calls: groups,
+            prompt_tokens: (groups * o.collapse + notes * note) as u64,
+        });
         completion += groups as u64 * rooms.notes_reply as u64;
         notes = groups;
     }
     calls += 1;
     prompt += (reduce + notes * note) as u64;
     completion += rooms.brief_reply as u64;
+    steps.push(PlanStep {
+        calls: 1,
+        prompt_tokens: (reduce + notes * note) as u64,
+    });
     Plan {
         tokens,
         chunks,
@@ -1053,6 +1081,7 @@ fn plan(
         planned_calls: calls,
         est_prompt_tokens: prompt,
         est_completion_tokens: completion,
+        steps,
     }
 }
 
@@ -1121,6 +1150,13 @@ mod tests {
             p.est_completion_tokens, 250,
             "the reply as it will be reserved"
         );
+        assert_eq!(
+            p.steps,
+            vec![PlanStep {
+                calls: 1,
+                prompt_tokens: p.est_prompt_tokens
+            }]
+        );
     }
 
     #[test]
@@ -1155,6 +1191,11 @@ mod tests {
         assert!(p.chunks.len() >= 3, "{}", p.chunks.len());
         assert!(p.chunks.iter().all(|c| c.tokens <= 1000));
         assert_eq!(p.planned_calls, p.chunks.len() + 1);
+        // Two steps (two batch phases): the notes, then the reduce.
+        let calls: Vec<usize> = p.steps.iter().map(|s| s.calls).collect();
+        assert_eq!(calls, vec![p.chunks.len(), 1]);
+        let prompt: u64 = p.steps.iter().map(|s| s.prompt_tokens).sum();
+        assert_eq!(prompt, p.est_prompt_tokens);
     }
 
     #[test]
@@ -1204,5 +1245,12 @@ mod tests {
             p.planned_calls,
             p.chunks.len()
         );
+        // A step per tree level between the notes and the reduce, each smaller than the last.
+        assert!(p.steps.len() >= 3, "{:?}", p.steps);
+        assert_eq!(p.steps[0].calls, p.chunks.len());
+        assert!(p.steps.windows(2).all(|w| w[1].calls < w[0].calls));
+        assert_eq!(p.steps.last().unwrap().calls, 1);
+        let calls: usize = p.steps.iter().map(|s| s.calls).sum();
+        assert_eq!(calls, p.planned_calls);
     }
 }

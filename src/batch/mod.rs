@@ -747,6 +747,78 @@ pub(crate) fn split(
     files
 }
 
+/// Bytes of a request line per prompt token, for a dry run's file sizes: measured on request
+/// files of Korean articles (`batches.bytes` / `batches.tokens` in the state store after a run
+/// over `../shared/corpus`), rounded up. The JSON schema of the reply, sent with every request,
+/// is most of a short request's bytes.
+pub const EST_LINE_BYTES_PER_TOKEN: u64 = 4;
+
+/// One phase of a dry run in batch mode: the requests it would submit and how they would be
+/// split into request files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PhasePlan {
+    /// 1: every article's first calls (one-call briefs, map notes); then tree levels, reduces.
+    pub phase: u32,
+    pub requests: u64,
+    /// Prompt tokens at most.
+    pub prompt_tokens: u64,
+    /// Bytes of its request lines, estimated.
+    pub est_bytes: u64,
+    /// Requests in each request file.
+    pub files: Vec<u64>,
+}
+
+/// Adds up the planned steps of articles into phases (step `i` of every article goes in phase
+/// `i + 1`: each needs the one before), and splits each phase into request files the way a
+/// run would (`split`).
+pub fn plan_phases<'a>(
+    articles: impl IntoIterator<Item = &'a [crate::summarize::PlanStep]>,
+    settings: &BatchSettings,
+) -> Vec<PhasePlan> {
+    // Per phase, the prompt tokens of each request.
+    let mut phases: Vec<Vec<u64>> = Vec::new();
+    for steps in articles {
+        for (i, step) in steps.iter().enumerate() {
+            if phases.len() <= i {
+                phases.push(Vec::new());
+            }
+            let each = step.prompt_tokens / step.calls.max(1) as u64;
+            phases[i].extend(std::iter::repeat_n(each, step.calls));
+        }
+    }
+    phases
+        .into_iter()
+        .enumerate()
+        .map(|(i, tokens)| {
+            let mut plan = PhasePlan {
+                phase: i as u32 + 1,
+                requests: tokens.len() as u64,
+                ..PhasePlan::default()
+            };
+            let (mut in_file, mut bytes, mut toks) = (0u64, 0u64, 0u64);
+            for t in tokens {
+                let line = t * EST_LINE_BYTES_PER_TOKEN;
+                let full = in_file + 1 > settings.max_requests_per_file as u64
+                    || bytes + line > settings.max_file_bytes as u64
+                    || settings.enqueued_tokens.is_some_and(|l| toks + t > l);
+                if full && in_file > 0 {
+                    plan.files.push(in_file);
+                    (in_file, bytes, toks) = (0, 0, 0);
+                }
+                in_file += 1;
+                bytes += line;
+                toks += t;
+                plan.prompt_tokens += t;
+                plan.est_bytes += line;
+            }
+            if in_file > 0 {
+                plan.files.push(in_file);
+            }
+            plan
+        })
+        .collect()
+}
+
 fn store_error(e: StoreError) -> LlmError {
     LlmError::BadRequest {
         status: 0,
@@ -757,6 +829,52 @@ fn store_error(e: StoreError) -> LlmError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::summarize::PlanStep;
+
+    fn batch_settings(max_requests: usize, enqueued: Option<u64>) -> BatchSettings {
+        BatchSettings {
+            enabled: true,
+            base_url: String::new(),
+            url: "/v1/chat/completions".into(),
+            model: "m".into(),
+            enqueued_tokens: enqueued,
+            max_requests_per_file: max_requests,
+            max_file_bytes: 200 * 1024 * 1024,
+            poll_min: std::time::Duration::from_secs(1),
+            poll_max: std::time::Duration::from_secs(1),
+            max_attempts: 3,
+        }
+    }
+
+    #[test]
+    fn dry_run_phases_follow_the_articles_steps() {
+        let step = |calls, prompt_tokens| PlanStep {
+            calls,
+            prompt_tokens,
+        };
+        let short = vec![step(1, 1_000)];
+        let long = vec![step(4, 4_000), step(1, 2_000)];
+        let tree = vec![step(6, 6_000), step(2, 1_000), step(1, 800)];
+        let articles = [
+            short.as_slice(),
+            short.as_slice(),
+            long.as_slice(),
+            tree.as_slice(),
+        ];
+        let phases = plan_phases(articles, &batch_settings(50_000, None));
+        let requests: Vec<u64> = phases.iter().map(|p| p.requests).collect();
+        assert_eq!(requests, vec![12, 3, 1]);
+        assert_eq!(phases[0].prompt_tokens, 12_000);
+        assert_eq!(phases[1].prompt_tokens, 3_000);
+        assert_eq!(phases[0].files, vec![12]);
+        assert_eq!(phases[0].est_bytes, 12_000 * EST_LINE_BYTES_PER_TOKEN);
+
+        // Files split at the requests per file and at the enqueued-token limit.
+        let by_count = plan_phases(articles, &batch_settings(5, None));
+        assert_eq!(by_count[0].files, vec![5, 5, 2]);
+        let by_tokens = plan_phases(articles, &batch_settings(50_000, Some(4_500)));
+        assert_eq!(by_tokens[0].files, vec![4, 4, 4]);
+    }
 
     #[test]
     fn published_limits_by_model() {

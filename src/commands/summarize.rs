@@ -133,6 +133,7 @@ fn print_plan(report: &crate::report::RunReport) -> Result<()> {
         }
     }
     let t = &report.totals;
+    let batch = report.batch_plan.is_some();
     writeln!(
         out,
         "{} ({} skipped): {}, at most {} prompt + {} completion tokens, {} with model {}",
@@ -142,6 +143,7 @@ fn print_plan(report: &crate::report::RunReport) -> Result<()> {
         t.prompt_tokens,
         t.completion_tokens,
         match t.cost_usd {
+            Some(c) if batch => format!("at most ${c:.4} at batch prices"),
             Some(c) => format!("at most ${c:.4}"),
             None => format!(
                 "unknown cost ({})",
@@ -150,5 +152,31 @@ fn print_plan(report: &crate::report::RunReport) -> Result<()> {
         },
         report.model
     )?;
+    if let Some(phases) = &report.batch_plan {
+        // Each phase waits for the one before: a long article's reduce needs its notes.
+        writeln!(
+            out,
+            "batch mode: {} (each waits for the one before; results within 24 hours each)",
+            count(phases.len() as u64, "phase", "phases")
+        )?;
+        for p in phases {
+            let files = p
+                .files
+                .iter()
+                .map(|n| render::group(*n as usize))
+                .collect::<Vec<_>>()
+                .join(" + ");
+            writeln!(
+                out,
+                "  phase {}: {} in {} ({} requests per file), at most {} prompt tokens, about {} MB",
+                p.phase,
+                count(p.requests, "request", "requests"),
+                count(p.files.len() as u64, "request file", "request files"),
+                files,
+                render::group(p.prompt_tokens as usize),
+                format_args!("{:.1}", p.est_bytes as f64 / 1e6)
+            )?;
+        }
+    }
     Ok(())
 }

@@ -153,6 +153,7 @@ mod tests {
                 exit_code: 0,
                 totals: RunReport::tally(&articles, 1, 0, 0),
                 batch: None,
+                batch_plan: None,
                 articles,
             }
         };

@@ -652,3 +652,83 @@ async fn digest_and_eval_take_batch_too() {
     assert!(stats["batches"].as_u64().unwrap() >= 3, "{stats}");
     assert_eq!(stats["batch_repeated"], 0, "{stats}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_batch_prints_phases_files_and_batch_prices() {
+    let env = TestEnv::new()
+        .await
+        .with_config("[chunking]\nchunk_tokens = 400\n[batch]\nmax_requests_per_file = 4\n");
+    env.short_articles(3);
+    env.article("long.txt", &long_article(60));
+    let openai = [
+        "--model",
+        "gpt-4.1-mini",
+        "--base-url",
+        "https://api.openai.com/v1",
+    ];
+    let dry = |batch: bool| {
+        let mut args = vec!["--dry-run"];
+        args.extend_from_slice(&openai);
+        if batch {
+            args.push("--batch");
+        }
+        let env = &env;
+        async move {
+            let o = env.summarize(&args).await;
+            assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        }
+    };
+    let cost = |text: &str| -> f64 {
+        text.split("at most $")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no cost: {text}"))
+            .parse()
+            .unwrap()
+    };
+    let sync = dry(false).await;
+    let batch = dry(true).await;
+    assert!(!sync.contains("phase"), "{sync}");
+    assert!(batch.contains("at batch prices"), "{batch}");
+    let (s, b) = (cost(&sync), cost(&batch));
+    assert!((b - s / 2.0).abs() <= 0.0001, "half the price: {s} vs {b}");
+
+    // Phase 1: three one-call briefs and the long article's notes, four requests a file; then
+    // the long article's reduce tree, one phase per level.
+    let line = |phase: u32| {
+        batch
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("phase {phase}:")))
+            .unwrap_or_else(|| panic!("no phase {phase}: {batch}"))
+            .to_string()
+    };
+    let requests = |l: &str| -> u64 {
+        l.split(": ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let first = line(1);
+    let n = requests(&first);
+    assert!(n > 3 + 1, "{first}");
+    assert!(
+        first.contains(&format!("in {} request files", n.div_ceil(4))),
+        "{first}"
+    );
+    assert!(first.contains("(4 + 4"), "{first}");
+    let last = batch
+        .lines()
+        .filter(|l| l.trim_start().starts_with("phase "))
+        .last()
+        .unwrap();
+    assert!(last.contains(": 1 request in 1 request file"), "{last}");
+    assert!(batch.contains("batch mode: "), "{batch}");
+    // Nothing was sent, and nothing recorded for a later run.
+    assert!(env.server.received_requests().await.unwrap().is_empty());
+    assert!(!env.out().join(".hanbrief").join("state.db").exists());
+}
