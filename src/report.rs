@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::EXIT_PROVIDER;
+use crate::console::count;
 
 /// What happened to one article.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,17 +269,17 @@ impl RunReport {
         if let Some(b) = &self.batch {
             lines.push((
                 format!(
-                    "batch mode: {} phases, {} batches submitted ({} requests), {} collected, {} requests retried, {} sent as ordinary calls{}",
-                    b.phases,
-                    b.batches_submitted,
-                    b.requests_submitted,
+                    "batch mode: {}, {} submitted ({}), {} collected, {} retried, {} sent as ordinary calls{}",
+                    count(b.phases, "phase", "phases"),
+                    count(b.batches_submitted, "batch", "batches"),
+                    count(b.requests_submitted, "request", "requests"),
                     b.batches_collected,
-                    b.retried,
+                    count(b.retried, "request", "requests"),
                     b.sent_synchronously,
                     if b.in_flight > 0 {
                         format!(
-                            "; {} batches in flight: run the same command again (with --batch) to pick them up, `hanbrief batch status -o OUT` to see them",
-                            b.in_flight
+                            "; {} in flight: run the same command again (with --batch) to pick them up, `hanbrief batch status -o OUT` to see them",
+                            count(b.in_flight, "batch", "batches")
                         )
                     } else {
                         String::new()

@@ -747,11 +747,12 @@ pub(crate) fn split(
     files
 }
 
-/// Bytes of a request line per prompt token, for a dry run's file sizes: measured on request
-/// files of Korean articles (`batches.bytes` / `batches.tokens` in the state store after a run
-/// over `../shared/corpus`), rounded up. The JSON schema of the reply, sent with every request,
-/// is most of a short request's bytes.
-pub const EST_LINE_BYTES_PER_TOKEN: u64 = 4;
+/// Bytes of a request line per prompt token, for a dry run's file sizes: measured on the request
+/// files of Korean articles (`batches.bytes / batches.tokens` in the state store after batch
+/// runs over `examples/articles`, 5.1, and `../shared/corpus`, 4.2 and 4.6), rounded up so that
+/// a plan cuts files early rather than late. Hangul takes 3 bytes in UTF-8, and every line
+/// carries the reply's JSON schema.
+pub const EST_LINE_BYTES_PER_TOKEN: u64 = 6;
 
 /// One phase of a dry run in batch mode: the requests it would submit and how they would be
 /// split into request files.

@@ -160,21 +160,24 @@ fn print_plan(report: &crate::report::RunReport) -> Result<()> {
             count(phases.len() as u64, "phase", "phases")
         )?;
         for p in phases {
-            let files = p
-                .files
-                .iter()
-                .map(|n| render::group(*n as usize))
-                .collect::<Vec<_>>()
-                .join(" + ");
+            let files = match p.files.len() {
+                1 => "1 request file".to_string(),
+                n => format!(
+                    "{n} request files of {} requests",
+                    p.files
+                        .iter()
+                        .map(|n| render::group(*n as usize))
+                        .collect::<Vec<_>>()
+                        .join(" + ")
+                ),
+            };
             writeln!(
                 out,
-                "  phase {}: {} in {} ({} requests per file), at most {} prompt tokens, about {} MB",
+                "  phase {}: {} in {files}, at most {} prompt tokens, about {} KB",
                 p.phase,
                 count(p.requests, "request", "requests"),
-                count(p.files.len() as u64, "request file", "request files"),
-                files,
                 render::group(p.prompt_tokens as usize),
-                format_args!("{:.1}", p.est_bytes as f64 / 1e6)
+                render::group(p.est_bytes.div_ceil(1000) as usize)
             )?;
         }
     }
