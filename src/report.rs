@@ -5,7 +5,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::EXIT_PROVIDER;
-use crate::console::count;
 
 /// What happened to one article.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
