@@ -722,8 +722,7 @@ async fn dry_run_batch_prints_phases_files_and_batch_prices() {
     );
     let last = batch
         .lines()
-        .filter(|l| l.trim_start().starts_with("phase "))
-        .last()
+        .rfind(|l| l.trim_start().starts_with("phase "))
         .unwrap();
     assert!(last.contains(": 1 request in 1 request file"), "{last}");
     assert!(batch.contains("batch mode: "), "{batch}");
