@@ -417,7 +417,7 @@ impl Limiter {
                 pause = Some((
                     wait,
                     format!(
-                        "the provider's headers say {remaining} tokens are left, {short} short of                          one call"
+                        "the provider's headers say {remaining} tokens are left, {short} short of one call"
                     ),
                 ));
             }

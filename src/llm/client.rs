@@ -1900,7 +1900,7 @@ async fn watch_stalls(
             let wire = activity.on_wire.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(oldest) = wire.values().min() {
                 why.push(format!(
-                    "{} request(s) sent and waiting for the endpoint's answer, the oldest for                      {} s (a CPU-only server can take minutes; endpoint.request_timeout cuts a                      hung one)",
+                    "{} request(s) sent and waiting for the endpoint's answer, the oldest for {} s (a CPU-only server can take minutes; endpoint.request_timeout cuts a hung one)",
                     wire.len(),
                     (now - *oldest).as_secs()
                 ));

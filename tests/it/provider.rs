@@ -610,3 +610,42 @@ async fn a_configured_output_mode_is_used_from_the_first_call() {
     let (_, formats) = summarize_recording_formats(&env, 2).await;
     assert_eq!(formats, ["json_object+schema", "json_object+schema"]);
 }
+
+/// A slow server: the run says, at the default log level, why nothing has moved (here after
+/// 1 s instead of a minute), in one well-formed line, and still writes the brief.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_waiting_on_a_slow_server_says_why() {
+    let env = TestEnv::new().await;
+    env.short_articles(1);
+    chat()
+        .respond_with(ok().set_delay(Duration::from_millis(2500)))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    let input = env.input().display().to_string();
+    let out_dir = env.out().display().to_string();
+    let out = env
+        .run_with_env(
+            &["summarize", &input, "-o", &out_dir],
+            &[
+                (KEY_ENV, "sk-test-key-0123456789"),
+                ("HANBRIEF_STALL_WARNING", "1s"),
+            ],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let text = String::from_utf8_lossy(&out.stderr);
+    let line = text
+        .lines()
+        .find(|l| l.contains("nothing has moved for"))
+        .unwrap_or_else(|| panic!("no line says why the run waits: {text}"));
+    assert!(
+        line.contains("1 request(s) sent and waiting for the endpoint's answer")
+            && line.contains("endpoint.request_timeout cuts a hung one"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("  "),
+        "a run of spaces in the message: {line:?}"
+    );
+}
