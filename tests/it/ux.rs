@@ -107,7 +107,7 @@ const SHAPES: &[Shape] = &[
         model: "gemma-3-270m",
         query: None,
         extra_headers: &[],
-        format: "json_object",
+        format: "json_schema",
     },
     Shape {
         recipe: "upstage.toml",
@@ -229,10 +229,12 @@ async fn every_provider_recipe_sends_the_request_its_provider_expects() {
             assert_eq!(r.headers[*k], *v, "{who}");
         }
         if shape.recipe == "local-llama.toml" {
-            // llama-cpp-python refuses json_schema: the schema goes beside json_object and the
-            // server makes it a grammar.
-            assert!(body["response_format"]["schema"].is_object(), "{who}");
-            // Gemma's template drops system messages: the system prompt rides in the user turn.
+            // llama.cpp makes the schema a grammar (a model this small needs one).
+            assert!(
+                body["response_format"]["json_schema"]["schema"].is_object(),
+                "{who}"
+            );
+            // Gemma has no system role: the system prompt rides in the user turn.
             assert!(
                 body["messages"]
                     .as_array()
