@@ -176,15 +176,32 @@ impl Tally {
         if reply.finish_reason != FinishReason::Length {
             return text.to_string();
         }
-        self.warnings.push(format!(
-            "{} were cut off at the token limit; the brief may miss some of it",
-            what()
-        ));
+        let looping = crate::llm::sizing::is_looping(text);
+        self.warnings.push(if looping {
+            format!(
+                "{} were cut off at the token limit while the model repeated itself; the brief \
+                 may miss some of it",
+                what()
+            )
+        } else {
+            format!(
+                "{} were cut off at the token limit; the brief may miss some of it",
+                what()
+            )
+        });
         let kept = match text.rfind('\n') {
             Some(i) => &text[..i],
             None => text,
         };
-        kept.trim_end().to_string()
+        // Whole lines only; after a loop, each once (the model wrote the same lines again). Not
+        // otherwise: two notes may rightly quote the same sentence of the article.
+        let mut seen = std::collections::HashSet::new();
+        kept.lines()
+            .filter(|l| !looping || l.trim().is_empty() || seen.insert(l.trim()))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .trim_end()
+            .to_string()
     }
 }
 
@@ -401,7 +418,7 @@ impl<'a> Summarizer<'a> {
         if let Some(max_prompt) = self.client.max_prompt_tokens() {
             server_room = server_room.min(max_prompt);
         }
-        let reserved = self.client.reply_budget(purpose, 1, ceiling) as usize + reasoning;
+        let reserved = self.client.reply_budget(purpose, 1, 0, ceiling) as usize + reasoning;
         server_room = server_room.min(self.client.request_token_budget().saturating_sub(reserved));
         (server_room as f64 / self.factor()) as usize
     }
@@ -418,8 +435,12 @@ impl<'a> Summarizer<'a> {
                     clean,
                     tokens,
                     self.overheads.select + sentences,
-                    self.client
-                        .reply_budget(Purpose::Brief, 1, self.chunking.brief_max_tokens),
+                    self.client.reply_budget(
+                        Purpose::Brief,
+                        1,
+                        self.overheads.select + sentences,
+                        self.chunking.brief_max_tokens,
+                    ),
                 );
             }
         }
@@ -429,10 +450,10 @@ impl<'a> Summarizer<'a> {
             notes: self.room(Purpose::Map, c.notes_max_tokens),
             brief_reply: self
                 .client
-                .reply_budget(Purpose::Brief, 1, c.brief_max_tokens),
+                .reply_budget(Purpose::Brief, 1, 0, c.brief_max_tokens),
             notes_reply: self
                 .client
-                .reply_budget(Purpose::Map, 1, c.notes_max_tokens),
+                .reply_budget(Purpose::Map, 1, 0, c.notes_max_tokens),
         };
         plan(
             clean,

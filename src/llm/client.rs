@@ -30,7 +30,7 @@ use super::identity::{self, ModelIdentity};
 use super::latency::{Deadlines, Latency};
 use super::quirks::{Quirks, is_reasoning_model, reasoning_room};
 use super::retry::{LlmError, Param, Verdict, backoff, classify, redact};
-use super::sizing::ReplySizes;
+use super::sizing::{ReplySizes, is_looping};
 use super::types::{
     ApiError, ChatReply, ChatRequest, FinishReason, FormatInstructions, Message, ParsedReply,
     ReplyFormat, Role, Usage, parse_error, parse_reply,
@@ -659,8 +659,29 @@ impl ChatClient {
 
     /// The reply budget a request of `purpose` covering `units` units would be sent with now,
     /// when the caller allows at most `ceiling` (see [`super::sizing`]).
-    pub fn reply_budget(&self, purpose: super::Purpose, units: u32, ceiling: u32) -> u32 {
-        self.sizes.budget(purpose, units, ceiling)
+    /// `prompt_tokens`: the prompt's size, which sizes the budget before any reply of its kind
+    /// has been seen (0 when not known yet: the least a reply of this kind needs).
+    pub fn reply_budget(
+        &self,
+        purpose: super::Purpose,
+        units: u32,
+        prompt_tokens: usize,
+        ceiling: u32,
+    ) -> u32 {
+        self.sizes.budget(purpose, units, prompt_tokens, ceiling, 0)
+    }
+
+    /// The most tokens a reply in `format` can take when the server enforces its bounded schema
+    /// as a grammar (`json_object` with a schema); 0 when nothing bounds it.
+    fn grammar_bound(&self, format: &ReplyFormat) -> u32 {
+        match format {
+            ReplyFormat::Json { bounded, .. }
+                if self.mode.load(Ordering::Relaxed) == MODE_JSON_OBJECT_SCHEMA =>
+            {
+                super::sizing::grammar_bound(bounded)
+            }
+            _ => 0,
+        }
     }
 
     /// The most tokens (prompt and reply reservation, the provider's count) one request may
@@ -809,9 +830,13 @@ impl ChatClient {
             return outcome;
         }
         let mut call = Call {
-            max_tokens: self
-                .sizes
-                .budget(request.purpose, request.units, request.max_tokens),
+            max_tokens: self.sizes.budget(
+                request.purpose,
+                request.units,
+                counted_messages,
+                request.max_tokens,
+                self.grammar_bound(&request.format),
+            ),
             ceiling: request.max_tokens,
             cuts: 0,
             grew: false,
@@ -1279,16 +1304,29 @@ impl ChatClient {
                 message: "the reply was withheld".into(),
             }));
         }
-        if finish_reason == FinishReason::Length && call.max_tokens < call.ceiling {
+        // A reply cut while repeating itself gets no more room, sized or not: it would only
+        // repeat itself for longer (small local models do this).
+        let looping = finish_reason == FinishReason::Length && is_looping(&content);
+        if looping {
+            tracing::info!(purpose = %request.purpose, max_tokens = sent.budget, "reply cut off at the token limit while repeating itself; not retrying it with more room");
+        }
+        if finish_reason == FinishReason::Length && call.max_tokens < call.ceiling && !looping {
             // The budget was sized to the replies seen so far and this one is longer: ask again
             // with all the caller allows (within the window), which is what the caller would have
             // sent without sizing. Its size then raises the sizes for later calls.
             let reasoning = self.reasoning_room();
             let whole = call.ceiling.saturating_add(reasoning).min(sent.room);
             if whole > sent.budget && call.attempt < self.limits.max_retries {
-                tracing::debug!(purpose = %request.purpose, from = sent.budget, to = whole, "reply longer than the sized budget; asking again with the whole budget");
+                if content.trim().is_empty() {
+                    tracing::info!(purpose = %request.purpose, from = sent.budget, to = whole, reasoning_tokens = usage.reasoning_tokens, "empty reply cut off at the token limit (hidden reasoning used it up); asking again with the whole budget");
+                } else {
+                    tracing::debug!(purpose = %request.purpose, from = sent.budget, to = whole, "reply longer than the sized budget; asking again with the whole budget");
+                }
                 call.max_tokens = whole.saturating_sub(reasoning).max(1);
                 call.attempt += 1;
+                // An empty reply (hidden reasoning used the budget up) gets this one more room
+                // only: the whole budget already holds the reasoning room it was short of.
+                call.grew |= content.trim().is_empty();
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
                 self.stats.resized.fetch_add(1, Ordering::Relaxed);
                 return Err(Next::Again);
@@ -1301,8 +1339,10 @@ impl ChatClient {
             // get an error. An empty one (a reasoning model that thought until the limit) is
             // never useful.
             let grown = sent.budget.saturating_mul(2).min(sent.room);
-            let may_grow =
-                grown > sent.budget && call.attempt < self.limits.max_retries && !call.grew;
+            let may_grow = grown > sent.budget
+                && call.attempt < self.limits.max_retries
+                && !call.grew
+                && !looping;
             if may_grow {
                 call.grew = true;
                 if empty {
@@ -1324,8 +1364,14 @@ impl ChatClient {
                 }));
             }
             if !request.partial_ok {
-                return Err(Next::Fail(LlmError::Truncated {
-                    max_tokens: sent.budget,
+                return Err(Next::Fail(if looping {
+                    LlmError::Looping {
+                        max_tokens: sent.budget,
+                    }
+                } else {
+                    LlmError::Truncated {
+                        max_tokens: sent.budget,
+                    }
                 }));
             }
         }

@@ -78,6 +78,11 @@ pub enum LlmError {
          to another model"
     )]
     ContentFiltered { filter: String, message: String },
+    #[error(
+        "the model repeated itself until the {max_tokens}-token limit; a larger model, or a \
+         repetition penalty where the server has one (llama.cpp: repeat_penalty), may help"
+    )]
+    Looping { max_tokens: u32 },
     #[error("the model declined to answer: {0}")]
     Refusal(String),
     #[error("gave up after {attempts} attempts; last error: {last}")]

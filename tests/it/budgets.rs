@@ -42,9 +42,10 @@ async fn reply_budgets_follow_the_replies_seen_and_are_remembered() {
     let out = env.summarize(&[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let first = budgets(&env).await;
-    // Nothing seen yet: the configured budget. Then the replies seen, with a margin that
-    // narrows as they accumulate, and never under an eighth of the configured budget.
-    assert_eq!(first[0], 2000, "{first:?}");
+    // Nothing seen yet: what a prompt of this size needs (500 tokens and half the prompt),
+    // under the configured 2,000. Then the replies seen, with a margin that narrows as they
+    // accumulate, and never under an eighth of the configured budget.
+    assert!(first[0] > 500 && first[0] < 2000, "{first:?}");
     assert!(
         first[1] < 1000 && first[1] >= 250 && first[2] <= first[1],
         "{first:?}"
@@ -97,7 +98,7 @@ async fn a_reply_longer_than_its_sized_budget_is_asked_again_with_the_whole_budg
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let sent = budgets(&env).await;
     assert_eq!(sent.len(), 4, "{sent:?}");
-    assert_eq!(sent[0], 2000);
+    assert!(sent[0] < 2000, "{sent:?}");
     assert!(sent[2] < 1000, "{sent:?}");
     assert_eq!(
         sent[3], 2000,
@@ -273,4 +274,113 @@ async fn a_quality_cap_still_chunks_long_articles() {
     let chunks = env.brief("long.txt")["source"]["chunks"].as_u64().unwrap();
     assert!(chunks >= 3, "{chunks}");
     assert_eq!(env.calls().await.len() as u64, chunks + 1);
+}
+
+/// A small model's habit: the reply repeats one sentence until the token limit.
+fn looping_cut() -> ResponseTemplate {
+    let mut cut = completion(&format!(
+        "{{\"title\": {{\"ko\": \"반도체 수출\", \"en\": \"Chip exports\"}}, \"summary\": {{\"ko\": \"{}",
+        "반도체 수출이 142억 달러로 18.4% 늘었다. ".repeat(40)
+    ));
+    cut["choices"][0]["finish_reason"] = json!("length");
+    ResponseTemplate::new(200).set_body_json(cut)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_cut_while_looping_gets_no_more_room_sized_or_not() {
+    let env = TestEnv::new().await;
+    env.short_articles(1);
+    chat().respond_with(looping_cut()).mount(&env.server).await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    // The first budget is sized (below the configured 2,000), so the safety net would ask
+    // again with the whole budget, and then with twice that: neither for a loop.
+    let sent = budgets(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0] < 2000, "{sent:?}");
+    let reason = env.report()["articles"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("repeated itself"), "{reason}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("while repeating itself"), "{stderr}");
+}
+
+/// Notes that loop: three good lines, then the same line over and over until the limit.
+struct LoopingNotes;
+
+impl Respond for LoopingNotes {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = req.body_json().unwrap();
+        if body.to_string().contains("of a long news article") {
+            let mut cut = completion(&format!(
+                "- 반도체 수출이 142억 달러로 늘었다.\n- 한빛전자는 월 26만 장으로 늘린다.\n{}- 업계는",
+                "- 업계의 반응은 엇갈렸다.\n".repeat(30)
+            ));
+            cut["choices"][0]["finish_reason"] = json!("length");
+            return ResponseTemplate::new(200).set_body_json(cut);
+        }
+        ok()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looping_notes_are_kept_once_without_asking_again_for_more_room() {
+    let env = TestEnv::new()
+        .await
+        .with_config("[chunking]\nchunk_tokens = 400\n");
+    env.article("long.txt", &long_article(14));
+    chat().respond_with(LoopingNotes).mount(&env.server).await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let brief = env.brief("long.txt");
+    let chunks = brief["source"]["chunks"].as_u64().unwrap();
+    let bodies: Vec<Value> = env
+        .calls()
+        .await
+        .iter()
+        .map(|r| r.body_json().unwrap())
+        .collect();
+    let maps = bodies
+        .iter()
+        .filter(|b| b.to_string().contains("of a long news article"))
+        .count() as u64;
+    assert_eq!(
+        maps, chunks,
+        "a looping reply was asked again with more room"
+    );
+    let reduce = bodies
+        .iter()
+        .find(|b| b.to_string().contains("notes taken, part by part"))
+        .unwrap();
+    let reduce = reduce["messages"][1]["content"].as_str().unwrap();
+    assert_eq!(
+        reduce.matches("업계의 반응은 엇갈렸다.").count() as u64,
+        chunks,
+        "each chunk's repeated line is kept once: {reduce}"
+    );
+    let warnings = brief["checks"]["warnings"].to_string();
+    assert!(warnings.contains("repeated itself"), "{warnings}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grammar_bounded_brief_gets_room_for_its_whole_grammar() {
+    // llama.cpp makes json_object + schema a grammar that ends the reply by itself: its budget
+    // is what the grammar allows, not the smaller budget a free reply of this article gets.
+    let env = TestEnv::new()
+        .await
+        .with_config("[endpoint]\nstructured_output = \"json_object+schema\"\n");
+    env.short_articles(1);
+    chat().respond_with(ok()).mount(&env.server).await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let body: Value = env.calls().await[0].body_json().unwrap();
+    assert_eq!(body["response_format"]["type"], "json_object");
+    let budget = body["max_tokens"].as_u64().unwrap() as u32;
+    let bound = hanbrief::llm::sizing::grammar_bound(&hanbrief::brief::content_schema_bounded());
+    assert!(
+        budget >= bound.min(2000),
+        "{budget} vs the grammar's {bound}"
+    );
 }

@@ -78,7 +78,9 @@ async fn a_short_article_takes_exactly_one_call() {
     assert!(!user.contains("무단전재"), "clutter was sent: {user}");
     assert!(!user.contains("gildong@"), "the byline was sent: {user}");
     assert_eq!(body["model"], "test-model");
-    assert_eq!(body["max_tokens"], 2000);
+    // Nothing seen yet: what a short article's brief needs, under the configured 2,000.
+    let budget = body["max_tokens"].as_u64().unwrap();
+    assert!((500..2000).contains(&budget), "{budget}");
     assert_eq!(body["response_format"]["type"], "json_schema");
     let requests = env.calls().await;
     assert_eq!(
