@@ -154,6 +154,11 @@ pub struct EndpointSettings {
     /// `reasoning_effort` for reasoning models ("minimal", "low", "medium", "high", …), or `None`
     /// to leave it to the model.
     pub reasoning_effort: Option<String>,
+    /// OpenAI's frequency and presence penalties (-2 to 2); `None`: not sent.
+    pub frequency_penalty: Option<f64>,
+    pub presence_penalty: Option<f64>,
+    /// llama.cpp's (and vLLM's, Ollama's) multiplicative repetition penalty; `None`: not sent.
+    pub repeat_penalty: Option<f64>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub query: Vec<(String, String)>,
@@ -544,6 +549,28 @@ impl Layers {
             }
         }
         let temperature = v.float("endpoint.temperature")?;
+        let penalty = |key: &str, range: std::ops::RangeInclusive<f64>, expected: &str| {
+            let value = v.float(key)?;
+            if !range.contains(&value) {
+                return Err(v.invalid(key, &value.to_string(), expected));
+            }
+            Ok::<_, ConfigError>((value != 0.0).then_some(value))
+        };
+        let frequency_penalty = penalty(
+            "endpoint.frequency_penalty",
+            -2.0..=2.0,
+            "a number from -2 to 2",
+        )?;
+        let presence_penalty = penalty(
+            "endpoint.presence_penalty",
+            -2.0..=2.0,
+            "a number from -2 to 2",
+        )?;
+        let repeat_penalty = penalty(
+            "endpoint.repeat_penalty",
+            0.0..=10.0,
+            "a number from 0 (not sent) to 10; 1 means no penalty",
+        )?;
         let endpoint = EndpointSettings {
             base_url,
             model: model.clone(),
@@ -555,6 +582,9 @@ impl Layers {
             context_window,
             temperature: (temperature >= 0.0).then_some(temperature),
             reasoning_effort,
+            frequency_penalty,
+            presence_penalty,
+            repeat_penalty,
             connect_timeout: v.duration("endpoint.connect_timeout")?,
             request_timeout: v.duration("endpoint.request_timeout")?,
             query: v.string_table("endpoint.query")?,

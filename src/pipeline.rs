@@ -542,6 +542,11 @@ pub fn settings_fingerprint(
     if let Some(effort) = &e.reasoning_effort {
         shape["reasoning_effort"] = serde_json::json!(effort);
     }
+    // Likewise the repetition controls: briefs made before them keep their fingerprint.
+    let penalties = [e.frequency_penalty, e.presence_penalty, e.repeat_penalty];
+    if penalties.iter().any(Option::is_some) {
+        shape["penalties"] = serde_json::json!(penalties);
+    }
     // Likewise only for a model other than the folder's first under this name.
     if let Some(identity) = identity {
         shape["identity"] = serde_json::json!(identity);

@@ -1664,6 +1664,15 @@ impl ChatClient {
         {
             body["reasoning_effort"] = json!(effort);
         }
+        for (name, value) in [
+            ("frequency_penalty", self.endpoint.frequency_penalty),
+            ("presence_penalty", self.endpoint.presence_penalty),
+            ("repeat_penalty", self.endpoint.repeat_penalty),
+        ] {
+            if let Some(v) = value {
+                body[name] = json!(v);
+            }
+        }
         if let ReplyFormat::Json {
             name,
             schema,
@@ -2130,6 +2139,15 @@ fn cache_key(
     // Only when set, so that keys of calls made without it are unchanged.
     if let Some(effort) = &endpoint.reasoning_effort {
         canonical["reasoning_effort"] = json!(effort);
+    }
+    // Only when set, so that the keys of calls made before these settings existed still match.
+    let penalties = [
+        endpoint.frequency_penalty,
+        endpoint.presence_penalty,
+        endpoint.repeat_penalty,
+    ];
+    if penalties.iter().any(Option::is_some) {
+        canonical["penalties"] = json!(penalties);
     }
     // Likewise only for a model other than the folder's first under this name.
     if let Some(identity) = identity {

@@ -80,7 +80,8 @@ pub enum LlmError {
     ContentFiltered { filter: String, message: String },
     #[error(
         "the model repeated itself until the {max_tokens}-token limit; a larger model, or a \
-         repetition penalty where the server has one (llama.cpp: repeat_penalty), may help"
+         repetition penalty (endpoint.repeat_penalty, endpoint.frequency_penalty) where the \
+         server has one, may help"
     )]
     Looping { max_tokens: u32 },
     #[error("the model declined to answer: {0}")]

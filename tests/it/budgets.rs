@@ -384,3 +384,40 @@ async fn a_grammar_bounded_brief_gets_room_for_its_whole_grammar() {
         "{budget} vs the grammar's {bound}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repetition_controls_are_sent_only_when_set() {
+    let env = TestEnv::new()
+        .await
+        .with_config("[endpoint]\nrepeat_penalty = 1.15\nfrequency_penalty = 0.3\n");
+    env.short_articles(1);
+    chat().respond_with(ok()).mount(&env.server).await;
+    let out = env.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let body: Value = env.calls().await[0].body_json().unwrap();
+    assert_eq!(body["repeat_penalty"], json!(1.15));
+    assert_eq!(body["frequency_penalty"], json!(0.3));
+    assert!(body.get("presence_penalty").is_none(), "{body}");
+
+    let plain = TestEnv::new().await;
+    plain.short_articles(1);
+    chat().respond_with(ok()).mount(&plain.server).await;
+    let out = plain.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let body: Value = plain.calls().await[0].body_json().unwrap();
+    for key in ["repeat_penalty", "frequency_penalty", "presence_penalty"] {
+        assert!(body.get(key).is_none(), "{key} sent by default: {body}");
+    }
+
+    let bad = TestEnv::new()
+        .await
+        .with_config("[endpoint]\npresence_penalty = 3\n");
+    bad.short_articles(1);
+    let out = bad.summarize(&[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("endpoint.presence_penalty"),
+        "{}",
+        output_text(&out)
+    );
+}
