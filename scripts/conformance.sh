@@ -135,7 +135,8 @@ router_settings:
 litellm_settings:
   request_timeout: 900
 EOF
-LITELLM_MASTER_KEY=$key "$home/litellm-venv/bin/litellm" --config "$run/litellm.yaml" \
+# Its own copy of model prices: no fetch from GitHub at start.
+LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_MASTER_KEY=$key "$home/litellm-venv/bin/litellm" --config "$run/litellm.yaml" \
   --host 127.0.0.1 --port "$proxy_port" >"$run/litellm.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$proxy_port/health/liveliness" 180 ||
