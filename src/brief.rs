@@ -174,11 +174,39 @@ pub fn select_schema(points: usize, bounded: bool) -> serde_json::Value {
     schema(bounded, Some(points))
 }
 
-/// In the grammar schema: a Korean text has at least one Hangul syllable.
-const KOREAN_PATTERN: &str = "^[^\"\\\\\\x00-\\x1F]*[가-힣][^\"\\\\\\x00-\\x1F]*$";
-/// In the grammar schema: an English text is printable ASCII (no quote or backslash, which the
-/// JSON string grammar handles).
-const ENGLISH_PATTERN: &str = "^[ !#-\\[\\]-~]+$";
+/// What a grammar-schema string may hold: any JSON string character but a quote, a backslash
+/// or a control character (the JSON string grammar handles those).
+const TEXT_CHAR: &str = "[^\"\\\\\\x00-\\x1F]";
+/// An English text's characters: printable ASCII without a quote or backslash.
+const ENGLISH_CHAR: &str = "[ !#-\\[\\]-~]";
+/// Characters a Korean text may have before its first Hangul syllable ("2026년", "‘AI’ 칩").
+const BEFORE_HANGUL: u32 = 20;
+
+/// Which pattern a grammar-schema string follows.
+#[derive(Clone, Copy)]
+enum Lang {
+    /// At least one Hangul syllable, within the first few characters.
+    Korean,
+    /// Printable ASCII only.
+    English,
+}
+
+/// The pattern of a bounded string of `min` to `max` characters. The bounds must be in the
+/// pattern itself: llama.cpp's JSON-schema-to-grammar converter (llama-cpp-python 0.3.36,
+/// `llama_grammar.py`, `visit`) turns a string with a `pattern` into the pattern's grammar and
+/// ignores its `minLength` and `maxLength`, so `[^"]*` let the 270M model write one field until
+/// the reply's token limit (from the real2 branch).
+fn bounded_pattern(lang: Lang, min: u32, max: u32) -> String {
+    match lang {
+        Lang::Korean => {
+            let before = BEFORE_HANGUL.min(max.saturating_sub(1));
+            let after = max.saturating_sub(before + 1);
+            let at_least = min.saturating_sub(1).min(after);
+            format!("^{TEXT_CHAR}{{0,{before}}}[가-힣]{TEXT_CHAR}{{{at_least},{after}}}$")
+        }
+        Lang::English => format!("^{ENGLISH_CHAR}{{{},{max}}}$", min.max(1)),
+    }
+}
 
 /// In the grammar schema, the longest quote: about two sentences of Korean news.
 const QUOTE_MAX_CHARS: u32 = 240;
@@ -187,16 +215,17 @@ const QUOTE_MAX_CHARS: u32 = 240;
 fn schema(bounded: bool, select: Option<usize>) -> serde_json::Value {
     // Grammar-constrained servers enforce lengths and patterns token by token: a small model
     // then cannot write forever, nor Korean where English belongs.
-    let text = |max: u32, pattern: Option<&str>| {
+    let text_min = |min: u32, max: u32, lang: Option<Lang>| {
         if !bounded {
             return json!({"type": "string"});
         }
-        let mut t = json!({"type": "string", "minLength": 1, "maxLength": max});
-        if let Some(p) = pattern {
-            t["pattern"] = json!(p);
+        let mut t = json!({"type": "string", "minLength": min, "maxLength": max});
+        if let Some(lang) = lang {
+            t["pattern"] = json!(bounded_pattern(lang, min, max));
         }
         t
     };
+    let text = |max: u32, lang: Option<Lang>| text_min(1, max, lang);
     let list = |item: serde_json::Value, min: usize, max: usize| {
         if bounded {
             json!({"type": "array", "items": item, "minItems": min, "maxItems": max})
@@ -206,16 +235,17 @@ fn schema(bounded: bool, select: Option<usize>) -> serde_json::Value {
     };
     // One quote per item in the grammar: a small model writing two quotes mostly repeats one.
     let quotes = || {
-        let mut quote = text(QUOTE_MAX_CHARS, Some(KOREAN_PATTERN));
-        if bounded {
-            quote["minLength"] = json!(crate::check::MIN_QUOTE_CHARS);
-        }
+        let quote = text_min(
+            crate::check::MIN_QUOTE_CHARS as u32,
+            QUOTE_MAX_CHARS,
+            Some(Lang::Korean),
+        );
         list(quote, 1, 1)
     };
-    let pair = |max: u32, ko: Option<&str>, grounded: bool| {
+    let pair = |max: u32, ko: Option<Lang>, grounded: bool| {
         let mut p = json!({
             "type": "object",
-            "properties": {"ko": text(max, ko), "en": text(max, Some(ENGLISH_PATTERN))},
+            "properties": {"ko": text(max, ko), "en": text(max, Some(Lang::English))},
             "required": ["ko", "en"],
             "additionalProperties": false
         });
@@ -230,7 +260,7 @@ fn schema(bounded: bool, select: Option<usize>) -> serde_json::Value {
         "type": "object",
         "properties": {
             "ko": text(30, None),
-            "en": text(50, Some(ENGLISH_PATTERN)),
+            "en": text(50, Some(Lang::English)),
             "kind": {"type": "string", "enum": ENTITY_KINDS}
         },
         "required": ["ko", "en", "kind"],
@@ -240,9 +270,9 @@ fn schema(bounded: bool, select: Option<usize>) -> serde_json::Value {
     json!({
         "type": "object",
         "properties": {
-            "title": pair(80, Some(KOREAN_PATTERN), false),
-            "summary": pair(300, Some(KOREAN_PATTERN), false),
-            "key_points": list(pair(150, Some(KOREAN_PATTERN), grounded), min_points, max_points),
+            "title": pair(80, Some(Lang::Korean), false),
+            "summary": pair(300, Some(Lang::Korean), false),
+            "key_points": list(pair(150, Some(Lang::Korean), grounded), min_points, max_points),
             "entities": list(entity, 0, 4),
             "figures": list(pair(60, None, grounded), 0, 4)
         },
@@ -612,5 +642,76 @@ pub(crate) mod tests {
         assert_eq!(strict["additionalProperties"], json!(false));
         assert!(strict.to_string().find("maxLength").is_none());
         assert!(content_schema_bounded().to_string().contains("maxItems"));
+    }
+
+    /// Every string of the grammar schema is bounded in a way llama.cpp's converter honours:
+    /// a pattern replaces `maxLength` there, so a pattern must carry the bound itself.
+    #[test]
+    fn every_grammar_schema_string_is_bounded_by_what_the_grammar_uses() {
+        fn strings<'a>(
+            v: &'a serde_json::Value,
+            path: String,
+            out: &mut Vec<(String, &'a serde_json::Value)>,
+        ) {
+            if v["type"] == "string" && v.get("enum").is_none() {
+                out.push((path.clone(), v));
+            }
+            if let Some(props) = v["properties"].as_object() {
+                for (k, p) in props {
+                    strings(p, format!("{path}.{k}"), out);
+                }
+            }
+            if v.get("items").is_some() {
+                strings(&v["items"], format!("{path}[]"), out);
+            }
+        }
+        let schema = content_schema_bounded();
+        let mut all = Vec::new();
+        strings(&schema, String::new(), &mut all);
+        assert!(all.len() >= 10, "{}", all.len());
+        let unbounded = regex::Regex::new(r"[*+]|\{\d+,\}").unwrap();
+        let repetition = regex::Regex::new(r"\{(\d+),(\d+)\}").unwrap();
+        for (path, s) in all {
+            let max = s["maxLength"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{path} has no maxLength"));
+            let Some(pattern) = s["pattern"].as_str() else {
+                continue;
+            };
+            assert!(
+                !unbounded.is_match(pattern),
+                "{path}: {pattern} is unbounded"
+            );
+            // The pattern's repetitions add up to the field's maxLength, and it still matches
+            // what it is for.
+            let total: u64 = repetition
+                .captures_iter(pattern)
+                .map(|c| c[2].parse::<u64>().unwrap())
+                .sum::<u64>()
+                + u64::from(pattern.contains("[가-힣]"));
+            assert_eq!(total, max, "{path}: {pattern}");
+            let re = regex::Regex::new(pattern).unwrap();
+            if path.ends_with(".en") {
+                assert!(
+                    re.is_match("Exports rose 18.4% to $14.2 billion."),
+                    "{path}"
+                );
+                assert!(!re.is_match("수출"), "{path}");
+            } else {
+                assert!(re.is_match("2026년 반도체 수출 역대 최대"), "{path}");
+                assert!(!re.is_match("Chip exports hit a record"), "{path}");
+            }
+            assert!(
+                !re.is_match(&"가".repeat(max as usize + 1)),
+                "{path} allows more than {max}"
+            );
+            let min = s["minLength"].as_u64().unwrap_or(1) as usize;
+            if min > 1 && !path.ends_with(".en") {
+                assert!(
+                    !re.is_match(&"가".repeat(min - 1)),
+                    "{path} allows fewer than {min}"
+                );
+            }
+        }
     }
 }
