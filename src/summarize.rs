@@ -891,6 +891,8 @@ impl<'a> Summarizer<'a> {
                 line: Some(s.line),
             }];
         }
+        let title_ko = title_ko(title, &content);
+        keep_what_the_sentences_say(&mut content, &title_ko);
         let picked_passages = Passages::new(&joined);
         let article = Passages::new(&clean.text);
         for f in &mut content.figures {
@@ -910,6 +912,50 @@ impl<'a> Summarizer<'a> {
         }
         Ok(content)
     }
+}
+
+/// The Korean title a select brief's points are compared with: the model's, else the article's.
+fn title_ko(article_title: &str, content: &BriefContent) -> String {
+    if content.title.ko.trim().is_empty() {
+        article_title.trim().to_string()
+    } else {
+        content.title.ko.trim().to_string()
+    }
+}
+
+/// Select, then write: each key point is its picked sentence shortened, and that sentence is its
+/// quote. A small model often "shortens" a sentence into the headline's first name, or into the
+/// same words as another point, losing the sentence's figures (the 270M model of the quickstart
+/// did so for most points). Where a point has lost a figure of its sentence, has no Hangul, or
+/// only repeats the title or an earlier point, the sentence itself stands as the Korean point:
+/// it is the article's own words, and says what the point was asked to keep. The English side
+/// stays the model's (the bilingual check still reads it).
+fn keep_what_the_sentences_say(content: &mut BriefContent, title_ko: &str) {
+    let mut seen: Vec<String> = vec![squash(title_ko)];
+    for (i, point) in content.key_points.iter_mut().enumerate() {
+        let Some(sentence) = point.quotes.first().map(|q| q.text.clone()) else {
+            continue;
+        };
+        let ko = squash(&point.ko);
+        let lost = crate::figures::SourceFigures::new(&point.ko).unsupported(&sentence);
+        let hangul = point.ko.chars().any(|c| ('가'..='힣').contains(&c));
+        let repeated = !ko.is_empty() && seen.contains(&ko);
+        if !lost.is_empty() || !hangul || repeated {
+            tracing::info!(
+                point = i + 1,
+                lost = ?lost.iter().map(|f| f.text.as_str()).collect::<Vec<_>>(),
+                repeated,
+                "the model's point loses what its sentence says; the sentence stands as written"
+            );
+            point.ko = sentence;
+        }
+        seen.push(squash(&point.ko));
+    }
+}
+
+/// A text compared for repetition: letters and digits only.
+fn squash(s: &str) -> String {
+    s.chars().filter(|c| c.is_alphanumeric()).collect()
 }
 
 /// Notes as the next step sees them: each quoted line (`> …`) is looked up in the article and
@@ -1273,5 +1319,63 @@ mod tests {
         assert_eq!(p.steps.last().unwrap().calls, 1);
         let calls: usize = p.steps.iter().map(|s| s.calls).sum();
         assert_eq!(calls, p.planned_calls);
+    }
+}
+
+#[cfg(test)]
+mod select_tests {
+    use super::*;
+    use crate::brief::{Bilingual, Grounded};
+
+    fn point(ko: &str, sentence: &str) -> Grounded {
+        Grounded {
+            ko: ko.into(),
+            en: "a point".into(),
+            quotes: vec![Quote {
+                text: sentence.into(),
+                start: Some(0),
+                line: Some(1),
+            }],
+        }
+    }
+
+    fn content(points: Vec<Grounded>) -> BriefContent {
+        BriefContent {
+            title: Bilingual {
+                ko: "다온유통".into(),
+                en: "Daon".into(),
+            },
+            summary: Bilingual::default(),
+            key_points: points,
+            entities: vec![],
+            figures: vec![],
+        }
+    }
+
+    #[test]
+    fn a_point_that_lost_its_sentence_s_figures_or_repeats_gives_way_to_the_sentence() {
+        let s1 = "다온유통이 이음24를 1조 1,800억 원에 인수한다.";
+        let s2 = "이음24는 점포 3,200개를 운영한다.";
+        let s3 = "업계 순위도 5위에서 3위로 올라선다.";
+        let s4 = "인수는 연내 마무리된다.";
+        let mut c = content(vec![
+            point("다온유통", s1),            // lost 1조 1,800억 원
+            point("이음24 점포 3,200개", s2), // kept: stays the model's
+            point("Daon rises to third", s3), // no Hangul
+            point("이음24 점포 3,200개", s4), // repeats point 2
+        ]);
+        keep_what_the_sentences_say(&mut c, "다온유통");
+        let ko: Vec<&str> = c.key_points.iter().map(|p| p.ko.as_str()).collect();
+        assert_eq!(ko, vec![s1, "이음24 점포 3,200개", s3, s4]);
+        // The English stays the model's.
+        assert!(c.key_points.iter().all(|p| p.en == "a point"));
+    }
+
+    #[test]
+    fn a_faithful_short_point_is_kept() {
+        let s = "이날 다온유통 주가는 4.2% 내린 7만 8,300원에 마감했다.";
+        let mut c = content(vec![point("다온유통 주가 4.2% 내린 7만 8,300원", s)]);
+        keep_what_the_sentences_say(&mut c, "다온유통, 편의점 인수");
+        assert_eq!(c.key_points[0].ko, "다온유통 주가 4.2% 내린 7만 8,300원");
     }
 }
