@@ -941,7 +941,7 @@ fn keep_what_the_sentences_say(content: &mut BriefContent, title_ko: &str) {
         let hangul = point.ko.chars().any(|c| ('가'..='힣').contains(&c));
         let repeated = !ko.is_empty() && seen.contains(&ko);
         if !lost.is_empty() || !hangul || repeated {
-            tracing::info!(
+            tracing::debug!(
                 point = i + 1,
                 lost = ?lost.iter().map(|f| f.text.as_str()).collect::<Vec<_>>(),
                 repeated,
