@@ -2,14 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use wiremock::Mock;
-use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::matchers::body_string_contains;
 
 use crate::support::*;
-
-fn chat() -> wiremock::MockBuilder {
-    Mock::given(method("POST")).and(path("/v1/chat/completions"))
-}
 
 async fn briefed(env: &TestEnv, n: usize, newsroom: Newsroom) {
     env.short_articles(n);

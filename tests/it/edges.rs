@@ -4,14 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::support::*;
-
-fn chat() -> wiremock::MockBuilder {
-    Mock::given(method("POST")).and(path("/v1/chat/completions"))
-}
 
 fn ok() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(completion(&brief_reply()))

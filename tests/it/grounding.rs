@@ -3,26 +3,10 @@
 //! strategy, with the real binary against wiremock (and `hanbrief mock-provider`).
 
 use serde_json::{Value, json};
-use wiremock::matchers::{body_string_contains, method, path};
-use wiremock::{Mock, Request, Respond, ResponseTemplate};
+use wiremock::matchers::body_string_contains;
+use wiremock::{Request, Respond, ResponseTemplate};
 
 use crate::support::*;
-
-fn chat() -> wiremock::MockBuilder {
-    Mock::given(method("POST")).and(path("/v1/chat/completions"))
-}
-
-fn ok(content: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(completion(content))
-}
-
-async fn bodies(env: &TestEnv) -> Vec<Value> {
-    env.calls()
-        .await
-        .iter()
-        .map(|r| r.body_json::<Value>().expect("JSON request body"))
-        .collect()
-}
 
 /// The last user message of a request.
 fn last_user(body: &Value) -> String {

@@ -1,14 +1,9 @@
 //! Where briefs go: hanbrief never writes over an article or any file it did not write, and an
 //! article's output names are stable across runs, folders and argument orders.
 
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::support::*;
-
-fn chat() -> wiremock::MockBuilder {
-    Mock::given(method("POST")).and(path("/v1/chat/completions"))
-}
 
 fn ok() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(completion(&brief_reply()))

@@ -1,26 +1,10 @@
 //! The pipeline end to end: the real binary against a wiremock provider.
 
 use serde_json::{Value, json};
-use wiremock::matchers::{body_string_contains, method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
+use wiremock::matchers::body_string_contains;
 
 use crate::support::*;
-
-fn chat() -> wiremock::MockBuilder {
-    Mock::given(method("POST")).and(path("/v1/chat/completions"))
-}
-
-fn ok(content: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(completion(content))
-}
-
-async fn bodies(env: &TestEnv) -> Vec<Value> {
-    env.calls()
-        .await
-        .iter()
-        .map(|r| r.body_json::<Value>().expect("JSON request body"))
-        .collect()
-}
 
 fn user_message(body: &Value) -> &str {
     body["messages"]

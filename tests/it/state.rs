@@ -3,14 +3,10 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use wiremock::matchers::{body_string_contains, method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
+use wiremock::matchers::body_string_contains;
 
 use crate::support::*;
-
-fn chat() -> wiremock::MockBuilder {
-    Mock::given(method("POST")).and(path("/v1/chat/completions"))
-}
 
 fn ok() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(completion(&brief_reply()))

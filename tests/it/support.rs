@@ -410,3 +410,26 @@ impl wiremock::Respond for Newsroom {
         wiremock::ResponseTemplate::new(200).set_body_json(completion(&reply))
     }
 }
+
+/// The chat-completions endpoint, as a mock to answer.
+pub fn chat() -> wiremock::MockBuilder {
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/v1/chat/completions"))
+}
+
+/// A 200 chat completion whose message is `content`.
+pub fn ok(content: &str) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(200).set_body_json(completion(content))
+}
+
+/// The JSON bodies of the chat calls the provider received, in order.
+pub async fn bodies(env: &TestEnv) -> Vec<serde_json::Value> {
+    env.calls()
+        .await
+        .iter()
+        .map(|r| {
+            r.body_json::<serde_json::Value>()
+                .expect("JSON request body")
+        })
+        .collect()
+}
