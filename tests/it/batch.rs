@@ -2,8 +2,7 @@
 //! runs against `hanbrief mock-provider` (phases, failed lines, an expired batch, the
 //! enqueued-token limit, `--no-wait`, and a `kill -9` while waiting followed by a re-run).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,49 +11,6 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, Request, Respond, ResponseTemplate};
 
 use crate::support::*;
-
-/// `hanbrief mock-provider` on a free port, with batch options; killed on drop.
-struct MockProvider {
-    child: std::process::Child,
-    url: String,
-}
-
-impl MockProvider {
-    fn start(extra: &[&str]) -> MockProvider {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hanbrief"))
-            .args(["mock-provider", "--port", "0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut url = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut url)
-            .unwrap();
-        MockProvider {
-            child,
-            url: url.trim().to_string(),
-        }
-    }
-
-    async fn stats(&self) -> Value {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::get(format!("{}/_mock/stats", self.url))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for MockProvider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Fast polling, so that tests take seconds.
 const FAST_POLL: &str = "[batch]\npoll_min = \"100ms\"\npoll_max = \"300ms\"\n";

@@ -351,39 +351,10 @@ mod end_to_end {
 }
 
 mod eval {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
 
     use serde_json::Value;
 
     use crate::support::*;
-
-    /// `hanbrief mock-provider` on a free port; killed on drop.
-    struct MockProvider(std::process::Child, String);
-
-    impl MockProvider {
-        fn start(extra: &[&str]) -> MockProvider {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_hanbrief"))
-                .args(["mock-provider", "--port", "0"])
-                .args(extra)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut url = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut url)
-                .unwrap();
-            MockProvider(child, url.trim().to_string())
-        }
-    }
-
-    impl Drop for MockProvider {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 
     /// Replies a brief that carries some of the article's facts to the first article, and a
     /// reply that is never a brief to the second.
@@ -481,7 +452,7 @@ mod eval {
             "-o",
             &out,
             "--base-url",
-            &mock.1,
+            &mock.url,
             "--model",
             "mock",
         ];
@@ -520,7 +491,7 @@ mod eval {
                 .await
                 .with_config(&format!("[summary]\nstrategy = \"{strategy}\"\n"));
             let o = env
-                .run(&["eval", set, "--json", "--base-url", &mock.1])
+                .run(&["eval", set, "--json", "--base-url", &mock.url])
                 .await;
             assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
             let r: Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -1,6 +1,7 @@
 //! Shared test scaffolding: a temporary workspace with a config pointing at a wiremock server,
 //! articles written into it, and the real `hanbrief` binary run against it.
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -432,4 +433,49 @@ pub async fn bodies(env: &TestEnv) -> Vec<serde_json::Value> {
                 .expect("JSON request body")
         })
         .collect()
+}
+
+/// `hanbrief mock-provider` on a free port (with `extra` options); killed on drop.
+pub struct MockProvider {
+    child: std::process::Child,
+    /// Its base URL, `http://127.0.0.1:PORT/v1`.
+    pub url: String,
+}
+
+impl MockProvider {
+    pub fn start(extra: &[&str]) -> MockProvider {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hanbrief"))
+            .args(["mock-provider", "--port", "0"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut url = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut url)
+            .unwrap();
+        MockProvider {
+            child,
+            url: url.trim().to_string(),
+        }
+    }
+
+    /// What it counted (`/_mock/stats`).
+    pub async fn stats(&self) -> Value {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::get(format!("{}/_mock/stats", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for MockProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
