@@ -12,7 +12,7 @@ use crate::cli::ConfigCommand;
 use crate::config::{Settings, Source};
 use crate::console;
 use crate::error::{EXIT_OK, EXIT_PROVIDER, EXIT_USAGE};
-use crate::llm::{ApiKey, ChatClient, ChatRequest, LlmError, Message, Purpose, ReplyFormat};
+use crate::llm::{ApiKey, ChatClient, ChatRequest, LlmError};
 use crate::pricing::PriceSource;
 use crate::prompt::Prompts;
 use crate::schedule::ScheduleError;
@@ -282,17 +282,7 @@ async fn check(settings: &Settings, ping: bool) -> Result<u8> {
         Default::default(),
     )?;
     let started = std::time::Instant::now();
-    let reply = client
-        .chat(ChatRequest {
-            messages: vec![Message::user("Reply with the single word: OK")],
-            max_tokens: 16,
-            format: ReplyFormat::Text,
-            purpose: Purpose::Ping,
-            partial_ok: false,
-            counted: None,
-            units: 1,
-        })
-        .await;
+    let reply = client.chat(ChatRequest::ping()).await;
     match reply {
         Ok(r) => {
             console::info(

@@ -2167,7 +2167,6 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
-    use super::super::types::Purpose;
     use crate::config::{Overrides, Settings, load};
 
     fn settings(base_url: &str) -> Settings {
@@ -2197,18 +2196,6 @@ mod tests {
             CancellationToken::new(),
         )
         .expect("the client builds")
-    }
-
-    fn request() -> ChatRequest {
-        ChatRequest {
-            messages: vec![Message::user("안녕하세요")],
-            max_tokens: 16,
-            format: ReplyFormat::Text,
-            purpose: Purpose::Ping,
-            partial_ok: false,
-            counted: None,
-            units: 1,
-        }
     }
 
     /// A port on loopback that nothing listens on (bound, then closed).
@@ -2255,7 +2242,7 @@ mod tests {
     async fn a_refused_connection_fails_at_once_when_nothing_has_answered() {
         let port = closed_port().await;
         let client = client(&settings(&format!("http://127.0.0.1:{port}/v1")));
-        let e = client.chat(request()).await.unwrap_err();
+        let e = client.chat(ChatRequest::ping()).await.unwrap_err();
         match &e {
             LlmError::Unreachable {
                 cause, attempts, ..
@@ -2314,7 +2301,10 @@ mod tests {
             answer_once(&listener).await;
             // The server goes away: connections are refused until it is back.
         });
-        client.chat(request()).await.expect("the first call");
+        client
+            .chat(ChatRequest::ping())
+            .await
+            .expect("the first call");
         first.await.unwrap();
         let back = tokio::spawn(async move {
             // Back after a few refused attempts (the backoff starts at 50 ms).
@@ -2322,7 +2312,7 @@ mod tests {
             let listener = TcpListener::bind(addr).await.expect("the port again");
             answer_once(&listener).await;
         });
-        let reply = client.chat(request()).await;
+        let reply = client.chat(ChatRequest::ping()).await;
         back.await.unwrap();
         assert_eq!(reply.expect("the call after the restart").content, "네");
         assert!(client.stats().retries.load(Ordering::Relaxed) >= 1);

@@ -140,6 +140,22 @@ pub struct ChatRequest {
     pub units: u32,
 }
 
+impl ChatRequest {
+    /// The smallest call that shows the endpoint answers (`config test`, and the client's own
+    /// tests): a one-word plain-text reply in at most 16 tokens.
+    pub fn ping() -> Self {
+        ChatRequest {
+            messages: vec![Message::user("Reply with the single word: OK")],
+            max_tokens: 16,
+            format: ReplyFormat::Text,
+            purpose: Purpose::Ping,
+            partial_ok: false,
+            counted: None,
+            units: 1,
+        }
+    }
+}
+
 /// Why the model stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
