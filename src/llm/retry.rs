@@ -202,17 +202,22 @@ pub const CONTEXT_WORDINGS: &[(&str, &str)] = &[
 
 /// The wording in `api` that says the prompt does not fit, if any.
 pub(crate) fn context_wording(api: &ApiError) -> Option<&'static str> {
-    let haystack = format!(
+    let haystack = context_haystack(api);
+    CONTEXT_WORDINGS
+        .iter()
+        .find(|(_, needle)| haystack.contains(needle))
+        .map(|(_, needle)| *needle)
+}
+
+/// Where [`CONTEXT_WORDINGS`] are looked for: the error's code, type and message, lowercased.
+fn context_haystack(api: &ApiError) -> String {
+    format!(
         "{} {} {}",
         api.code.as_deref().unwrap_or(""),
         api.kind.as_deref().unwrap_or(""),
         api.message
     )
-    .to_ascii_lowercase();
-    CONTEXT_WORDINGS
-        .iter()
-        .find(|(_, needle)| haystack.contains(needle))
-        .map(|(_, needle)| *needle)
+    .to_ascii_lowercase()
 }
 
 /// The context size and the prompt size a context error states, in the server's tokens.
@@ -598,13 +603,7 @@ mod tests {
                         .replace("{{budget}}", "2000")
                         .replace("{{total}}", "7000");
                     let api = super::super::types::parse_error(&body);
-                    let haystack = format!(
-                        "{} {} {}",
-                        api.code.as_deref().unwrap_or(""),
-                        api.kind.as_deref().unwrap_or(""),
-                        api.message
-                    )
-                    .to_ascii_lowercase();
+                    let haystack = context_haystack(&api);
                     for (_, needle) in CONTEXT_WORDINGS {
                         if haystack.contains(needle) {
                             used.insert(*needle);
@@ -693,24 +692,23 @@ mod tests {
             message: message.to_string(),
             ..Default::default()
         };
-        assert_eq!(
-            context_numbers(&api(
-                "request (9000 tokens) exceeds the available context size (4096 tokens), try increasing it"
-            )),
-            (Some(4096), Some(9000))
-        );
-        assert_eq!(
-            context_numbers(&api(
-                "This model's maximum context length is 4097 tokens. However, your messages resulted in 5203 tokens."
-            )),
-            (Some(4097), Some(5203))
-        );
-        assert_eq!(
-            context_numbers(&api(
-                "'max_tokens' or 'max_completion_tokens' is too large: 2000. This model's maximum context length is 4096 tokens and your request has 2850 input tokens (2000 > 4096 - 2850)."
-            )),
-            (Some(4096), Some(2850))
-        );
+        // (message, (the window, the prompt's tokens)) as each server words it.
+        for (message, numbers) in [
+            (
+                "request (9000 tokens) exceeds the available context size (4096 tokens), try increasing it",
+                (Some(4096), Some(9000)),
+            ),
+            (
+                "This model's maximum context length is 4097 tokens. However, your messages resulted in 5203 tokens.",
+                (Some(4097), Some(5203)),
+            ),
+            (
+                "'max_tokens' or 'max_completion_tokens' is too large: 2000. This model's maximum context length is 4096 tokens and your request has 2850 input tokens (2000 > 4096 - 2850).",
+                (Some(4096), Some(2850)),
+            ),
+        ] {
+            assert_eq!(context_numbers(&api(message)), numbers, "{message}");
+        }
         assert_eq!(
             try_again_in(
                 "No deployments available for selected model, Try again in 2.0 seconds. Passed model=x"
@@ -721,38 +719,47 @@ mod tests {
             try_again_in("No deployments available for selected model."),
             None
         );
-        assert!(matches!(
-            verdict(
+        // (status, code, message, what it must be taken for): a 429 that no wait can cure is a
+        // context error, not a rate limit.
+        type Case = (
+            u16,
+            Option<&'static str>,
+            &'static str,
+            fn(&Verdict) -> bool,
+        );
+        let cases: [Case; 6] = [
+            (
                 429,
                 Some("rate_limit_exceeded"),
-                "Request too large for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Requested 30601. The input or output tokens must be reduced in order to run successfully."
+                "Request too large for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Requested 30601. The input or output tokens must be reduced in order to run successfully.",
+                |v| matches!(v, Verdict::Context { .. }),
             ),
-            Verdict::Context { .. }
-        ));
-        assert!(matches!(
-            verdict(
+            (
                 429,
                 Some("rate_limit_exceeded"),
-                "Rate limit reached for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Used 29000, Requested 1500."
+                "Rate limit reached for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Used 29000, Requested 1500.",
+                |v| matches!(v, Verdict::RateLimited { .. }),
             ),
-            Verdict::RateLimited { .. }
-        ));
-        assert!(matches!(
-            verdict(402, None, "Insufficient credits"),
-            Verdict::Fail(LlmError::QuotaExceeded { .. })
-        ));
-        assert!(matches!(
-            verdict(400, Some("content_filter"), "The response was filtered"),
-            Verdict::Fail(LlmError::ContentFiltered { .. })
-        ));
-        assert!(matches!(
-            verdict(503, None, "Loading model"),
-            Verdict::Retry { loading: true, .. }
-        ));
-        assert!(matches!(
-            verdict(503, None, "upstream gone"),
-            Verdict::Retry { loading: false, .. }
-        ));
+            (402, None, "Insufficient credits", |v| {
+                matches!(v, Verdict::Fail(LlmError::QuotaExceeded { .. }))
+            }),
+            (
+                400,
+                Some("content_filter"),
+                "The response was filtered",
+                |v| matches!(v, Verdict::Fail(LlmError::ContentFiltered { .. })),
+            ),
+            (503, None, "Loading model", |v| {
+                matches!(v, Verdict::Retry { loading: true, .. })
+            }),
+            (503, None, "upstream gone", |v| {
+                matches!(v, Verdict::Retry { loading: false, .. })
+            }),
+        ];
+        for (status, code, message, expected) in cases {
+            let v = verdict(status, code, message);
+            assert!(expected(&v), "{status} {message}: {v:?}");
+        }
     }
 
     #[test]
