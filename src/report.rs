@@ -219,6 +219,14 @@ impl RunReport {
             ));
         }
         let t = &self.totals;
+        // Counts that are most often zero are said only when they are not.
+        let if_any = |n: u64, what: &str| {
+            if n > 0 {
+                format!(", {n} {what}")
+            } else {
+                String::new()
+            }
+        };
         let mut written = format!("{} written", t.written);
         if t.with_warnings > 0 {
             written.push_str(&format!(" ({} with warnings)", t.with_warnings));
@@ -229,23 +237,11 @@ impl RunReport {
             t.unchanged,
             t.skipped,
             t.failed,
-            if t.not_done > 0 {
-                format!(", {} not done", t.not_done)
-            } else {
-                String::new()
-            },
-            if t.waiting > 0 {
-                format!(", {} waiting for batches", t.waiting)
-            } else {
-                String::new()
-            },
+            if_any(t.not_done as u64, "not done"),
+            if_any(t.waiting as u64, "waiting for batches"),
             count(t.calls, "call", "calls"),
             t.cached_calls,
-            if t.batch_calls > 0 {
-                format!(", {} in batches", t.batch_calls)
-            } else {
-                String::new()
-            },
+            if_any(t.batch_calls, "in batches"),
             count(t.retries, "retry", "retries"),
             t.rate_limited,
             crate::render::group(t.prompt_tokens as usize),
