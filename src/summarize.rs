@@ -1200,16 +1200,20 @@ mod tests {
         }
     }
 
+    /// `article`'s plan with chunks capped at `chunk_tokens` (0: no cap) within `rooms`.
+    fn planned(article: &CleanArticle, chunk_tokens: usize, rooms: Rooms) -> Plan {
+        let tok = Tokenizer::new(Encoding::O200kBase);
+        plan(article, &tok, &settings(chunk_tokens), overheads(), rooms)
+    }
+
+    /// `article`'s text in tokens, counted as the plan counts it.
+    fn tokens_of(article: &CleanArticle) -> usize {
+        Tokenizer::new(Encoding::O200kBase).count(&article.text)
+    }
+
     #[test]
     fn short_articles_take_one_call() {
-        let tok = Tokenizer::new(Encoding::O200kBase);
-        let p = plan(
-            &article(5),
-            &tok,
-            &settings(0),
-            overheads(),
-            rooms(8192, 200_000),
-        );
+        let p = planned(&article(5), 0, rooms(8192, 200_000));
         assert!(p.one_call);
         assert_eq!(p.planned_calls, 1);
         assert_eq!(p.chunks.len(), 1);
@@ -1228,32 +1232,18 @@ mod tests {
 
     #[test]
     fn an_article_that_fits_the_window_takes_one_call_however_long() {
-        let tok = Tokenizer::new(Encoding::O200kBase);
         let a = article(400);
-        let tokens = tok.count(&a.text);
+        let tokens = tokens_of(&a);
         assert!(tokens > 6000, "{tokens}");
-        let p = plan(
-            &a,
-            &tok,
-            &settings(0),
-            overheads(),
-            rooms(128_000, 2_000_000),
-        );
+        let p = planned(&a, 0, rooms(128_000, 2_000_000));
         assert!(p.one_call);
         assert_eq!(p.est_prompt_tokens, (300 + tokens) as u64);
     }
 
     #[test]
     fn a_quality_cap_maps_and_reduces_longer_articles() {
-        let tok = Tokenizer::new(Encoding::O200kBase);
         let a = article(200);
-        let p = plan(
-            &a,
-            &tok,
-            &settings(1000),
-            overheads(),
-            rooms(128_000, 2_000_000),
-        );
+        let p = planned(&a, 1000, rooms(128_000, 2_000_000));
         assert!(!p.one_call);
         assert!(p.chunks.len() >= 3, "{}", p.chunks.len());
         assert!(p.chunks.iter().all(|c| c.tokens <= 1000));
@@ -1267,11 +1257,10 @@ mod tests {
 
     #[test]
     fn chunks_are_as_large_as_the_window_allows() {
-        let tok = Tokenizer::new(Encoding::O200kBase);
         let a = article(600);
-        let tokens = tok.count(&a.text);
+        let tokens = tokens_of(&a);
         let r = rooms(8192, 2_000_000);
-        let p = plan(&a, &tok, &settings(0), overheads(), r);
+        let p = planned(&a, 0, r);
         assert!(!p.one_call);
         let fewest = tokens.div_ceil(r.notes - 150);
         assert!(
@@ -1284,27 +1273,19 @@ mod tests {
 
     #[test]
     fn one_request_fits_the_providers_token_budget() {
-        let tok = Tokenizer::new(Encoding::O200kBase);
         let a = article(400);
         // A huge window, but 4,000 tokens a minute: no request may carry more.
         let r = rooms(1_000_000, 4000);
-        let p = plan(&a, &tok, &settings(0), overheads(), r);
+        let p = planned(&a, 0, r);
         assert!(!p.one_call);
         assert!(p.chunks.iter().all(|c| 150 + c.tokens + 100 <= 4000));
     }
 
     #[test]
     fn overflowing_notes_plan_a_reduce_tree() {
-        let tok = Tokenizer::new(Encoding::O200kBase);
         let a = article(400);
         // A small window: a few notes per reduce call at most.
-        let p = plan(
-            &a,
-            &tok,
-            &settings(300),
-            overheads(),
-            rooms(1500, 2_000_000),
-        );
+        let p = planned(&a, 300, rooms(1500, 2_000_000));
         assert!(!p.one_call);
         assert!(
             p.planned_calls > p.chunks.len() + 1,
