@@ -103,27 +103,27 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Resul
         CacheCommand::Prune { older_than } => {
             let _lock = RunLock::acquire(out)?;
             let n = store.prune(older_than).await?;
-            writeln!(
-                stdout,
-                "removed {} not used for {}",
-                crate::console::count(n as u64, "cached call", "cached calls"),
-                crate::console::duration(older_than)
-            )?;
+            let age = crate::console::duration(older_than);
+            writeln!(stdout, "{} not used for {age}", removed(n))?;
         }
         CacheCommand::Clear { all } => {
             let _lock = RunLock::acquire(out)?;
             let n = store.clear(all).await?;
-            writeln!(
-                stdout,
-                "removed {}{}",
-                crate::console::count(n as u64, "cached call", "cached calls"),
-                if all {
-                    ", the article manifest, the names registry, what was learned about endpoints and the run history"
-                } else {
-                    ""
-                }
-            )?;
+            let also = if all {
+                ", the article manifest, the names registry, what was learned about endpoints and the run history"
+            } else {
+                ""
+            };
+            writeln!(stdout, "{}{also}", removed(n))?;
         }
     }
     Ok(EXIT_OK)
+}
+
+/// What `prune` and `clear` say first: how many cached calls went.
+fn removed(n: usize) -> String {
+    format!(
+        "removed {}",
+        crate::console::count(n as u64, "cached call", "cached calls")
+    )
 }
