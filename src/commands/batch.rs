@@ -5,13 +5,13 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
 use super::output_store;
 use crate::batch::state::{self, BatchRow};
 use crate::cli::{BatchArgs, BatchCommand};
-use crate::error::EXIT_OK;
+use crate::error::{EXIT_OK, UsageError};
 use crate::llm::ApiKey;
 use crate::llm::batch::BatchApi;
 use crate::store::RunLock;
@@ -21,11 +21,12 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: BatchArgs) -> Resul
     let (settings, store) = output_store(config_flag, args.out).await?;
     let out = &settings.output.dir;
     let Some(store) = store else {
-        bail!(
+        return Err(UsageError(format!(
             "{} has no state store: no batch was ever submitted for it (`hanbrief summarize --batch -o {}` does)",
             out.display(),
             out.display()
-        );
+        ))
+        .into());
     };
     let api = || {
         BatchApi::new(
@@ -80,12 +81,21 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: BatchArgs) -> Resul
             let chosen: Vec<BatchRow> = match &id {
                 Some(id) => match state::find_batch(&store, id).await? {
                     Some(b) if cancellable(&b) => vec![b],
-                    Some(b) => bail!("batch {id} is {}: nothing to cancel", b.status),
-                    None => bail!(
-                        "no batch {id} in {}; `hanbrief batch list -o {}` shows them",
-                        out.display(),
-                        out.display()
-                    ),
+                    Some(b) => {
+                        return Err(UsageError(format!(
+                            "batch {id} is {}: nothing to cancel",
+                            b.status
+                        ))
+                        .into());
+                    }
+                    None => {
+                        return Err(UsageError(format!(
+                            "no batch {id} in {}; `hanbrief batch list -o {}` shows them",
+                            out.display(),
+                            out.display()
+                        ))
+                        .into());
+                    }
                 },
                 None => open.into_iter().filter(|b| cancellable(b)).collect(),
             };

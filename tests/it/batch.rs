@@ -686,3 +686,38 @@ async fn dry_run_batch_prints_phases_files_and_batch_prices() {
     assert!(env.server.received_requests().await.unwrap().is_empty());
     assert!(!env.out().join(".hanbrief").join("state.db").exists());
 }
+
+/// Naming a folder that has no state store, or a batch it does not have, is the user's to fix
+/// (exit 2, and the message says what to do), not hanbrief failing at its own work (4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_commands_on_a_folder_or_batch_that_is_not_there_are_usage_errors() {
+    let env = TestEnv::new().await;
+    let empty = tempfile::tempdir().unwrap();
+    let empty = empty.path().display().to_string();
+    for command in ["list", "status", "cancel"] {
+        let o = env.run(&["batch", command, "-o", &empty]).await;
+        assert_eq!(o.status.code(), Some(2), "{command}: {}", output_text(&o));
+        assert!(
+            output_text(&o).contains("has no state store")
+                && output_text(&o).contains("hanbrief summarize --batch -o"),
+            "{command}: {}",
+            output_text(&o)
+        );
+    }
+    // A folder with a store (an ordinary run made it) but no such batch.
+    env.short_articles(1);
+    chat()
+        .respond_with(ok(&brief_reply()))
+        .mount(&env.server)
+        .await;
+    let o = env.summarize(&[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let out = env.out().display().to_string();
+    let o = env.run(&["batch", "cancel", "7", "-o", &out]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("no batch 7") && output_text(&o).contains("hanbrief batch list"),
+        "{}",
+        output_text(&o)
+    );
+}
