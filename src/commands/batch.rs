@@ -18,16 +18,9 @@ use crate::store::RunLock;
 
 /// `hanbrief batch …` on the state store of the output folder.
 pub(super) async fn run(config_flag: &Option<PathBuf>, args: BatchArgs) -> Result<u8> {
-    let (settings, store) = output_store(config_flag, args.out).await?;
+    let (settings, store) =
+        output_store(config_flag, args.out, "hanbrief summarize --batch -o").await?;
     let out = &settings.output.dir;
-    let Some(store) = store else {
-        return Err(UsageError(format!(
-            "{} has no state store: no batch was ever submitted for it (`hanbrief summarize --batch -o {}` does)",
-            out.display(),
-            out.display()
-        ))
-        .into());
-    };
     let api = || {
         BatchApi::new(
             &settings.endpoint,

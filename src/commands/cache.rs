@@ -8,22 +8,14 @@ use anyhow::Result;
 
 use super::output_store;
 use crate::cli::CacheArgs;
-use crate::error::{EXIT_OK, UsageError};
+use crate::error::EXIT_OK;
 
 /// `hanbrief cache stats|prune|clear` on the state store of the output folder.
 pub(super) async fn run(config_flag: &Option<PathBuf>, args: CacheArgs) -> Result<u8> {
     use crate::cli::CacheCommand;
     use crate::store::RunLock;
-    let (settings, store) = output_store(config_flag, args.out).await?;
+    let (settings, store) = output_store(config_flag, args.out, "hanbrief summarize -o").await?;
     let out = &settings.output.dir;
-    let Some(store) = store else {
-        return Err(UsageError(format!(
-            "{} has no state store yet (it is created by the first `hanbrief summarize -o {}`)",
-            out.display(),
-            out.display()
-        ))
-        .into());
-    };
     let mut stdout = std::io::stdout().lock();
     match args.command {
         CacheCommand::Stats { json } => {

@@ -22,7 +22,7 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command, EndpointArgs};
 use crate::config::{Overrides, Settings};
-use crate::error::EXIT_OK;
+use crate::error::{EXIT_OK, UsageError};
 
 /// Runs the command and returns the process exit code. Errors are usage or configuration
 /// problems (exit code 2), already worded for the user.
@@ -59,12 +59,14 @@ fn load_settings(config_flag: &Option<PathBuf>, overrides: Overrides) -> Result<
     Ok(crate::config::load(file.as_deref(), &env, &overrides)?)
 }
 
-/// The settings with `-o DIR` applied, and the state store of that output folder if it has one
-/// (`cache` and `batch` work on it; neither creates one).
+/// The settings with `-o DIR` applied, and the state store of that output folder (`cache` and
+/// `batch` work on it; neither creates one). A folder without one is a usage error that names
+/// `creator`, the command that would have made it (`hanbrief summarize -o`).
 async fn output_store(
     config_flag: &Option<PathBuf>,
     out: Option<PathBuf>,
-) -> Result<(Settings, Option<crate::store::Store>)> {
+    creator: &str,
+) -> Result<(Settings, crate::store::Store)> {
     let settings = load_settings(
         config_flag,
         Overrides {
@@ -72,7 +74,15 @@ async fn output_store(
             ..Default::default()
         },
     )?;
-    let store = crate::store::Store::open_existing(&settings.output.dir).await?;
+    let dir = &settings.output.dir;
+    let Some(store) = crate::store::Store::open_existing(dir).await? else {
+        return Err(UsageError(format!(
+            "{} has no state store yet (the first `{creator} {}` creates it)",
+            dir.display(),
+            dir.display()
+        ))
+        .into());
+    };
     Ok((settings, store))
 }
 
