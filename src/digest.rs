@@ -96,6 +96,17 @@ fn batch_failed(message: String) -> LlmError {
     }
 }
 
+/// The batch runner's failure as the digest reports it: the provider's error, or the store's
+/// as a batch-mode failure (the digest fails either way; see [`DigestError::exit_code`]).
+fn runner_failed(e: crate::batch::RunnerError) -> LlmError {
+    match e {
+        crate::batch::RunnerError::Api(e) => e,
+        crate::batch::RunnerError::Store(e) => {
+            batch_failed(format!("cannot use the state store: {e}"))
+        }
+    }
+}
+
 /// Every brief under `dir` (recursively; hidden folders, the digest folder and the run report
 /// are passed over), generated at or after `since` if given, in path order.
 pub fn load_briefs(
@@ -940,7 +951,7 @@ pub async fn run(
         client = client.with_deferral(b.queue());
         b.resume()
             .await
-            .map_err(|e| DigestError::Article(ArticleError::Llm(e)))?;
+            .map_err(|e| DigestError::Article(ArticleError::Llm(runner_failed(e))))?;
     }
     let mut phase = 0;
     let digest = loop {
@@ -961,7 +972,7 @@ pub async fn run(
                             "no batch left to wait for".into(),
                         )));
                     }
-                    Err(e) => break Err(ArticleError::Llm(e)),
+                    Err(e) => break Err(ArticleError::Llm(runner_failed(e))),
                 }
             }
             (other, _) => {

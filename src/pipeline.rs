@@ -19,11 +19,13 @@ use std::time::Instant;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{BatchRunner, Step};
+use crate::batch::{BatchRunner, RunnerError, Step};
 use crate::brief::{self, Brief, BriefUsage, SourceInfo};
 use crate::clean;
 use crate::config::Settings;
-use crate::error::{ArticleError, EXIT_ARTICLES_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER};
+use crate::error::{
+    ArticleError, EXIT_ARTICLES_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER,
+};
 use crate::ingest::{self, InputFile, ReadError, Skip};
 use crate::llm::{ApiKey, ChatClient, LlmError};
 use crate::names::{Names, NewNames};
@@ -340,7 +342,7 @@ pub async fn run(
     // One pass over every article; in batch mode, more passes over those waiting for batches,
     // each after a batch came back (a phase: map, then reduce, then each tree level).
     let mut todo: Vec<usize> = (0..found.files.len()).collect();
-    let mut batch_stopped: Option<String> = None;
+    let mut batch_stopped: Option<(String, u8)> = None;
     if let Some(b) = batch.as_mut()
         && let Err(e) = b.resume().await
     {
@@ -388,11 +390,11 @@ pub async fn run(
         );
         match b.after_pass(phase, opts.no_wait).await {
             Ok(Step::Collected) => {}
-            Ok(Step::LeftInFlight) | Err(LlmError::Cancelled) => break,
+            Ok(Step::LeftInFlight) | Err(RunnerError::Api(LlmError::Cancelled)) => break,
             Ok(Step::Idle) => {
                 // Logged like every error that stops a run (the summary points at it).
                 tracing::error!("batch mode: no batch left to wait for");
-                batch_stopped = Some("no batch left to wait for".into());
+                batch_stopped = Some(("no batch left to wait for".into(), EXIT_PROVIDER));
                 break;
             }
             Err(e) => {
@@ -416,7 +418,7 @@ pub async fn run(
         }
         None => None,
     };
-    if let Some(why) = &batch_stopped {
+    if let Some((why, _)) = &batch_stopped {
         // Articles still waiting cannot go on without their batches.
         for r in results
             .lock()
@@ -458,8 +460,10 @@ pub async fn run(
         .collect();
     let stats = client.stats().snapshot();
     let totals = RunReport::tally(&articles, stats.requests, stats.retries, stats.rate_limited);
-    let exit_code = if fatal.is_some() || batch_stopped.is_some() {
+    let exit_code = if fatal.is_some() {
         EXIT_PROVIDER
+    } else if let Some((_, code)) = &batch_stopped {
+        *code
     } else if interrupted {
         EXIT_INTERRUPTED
     } else if totals.failed > 0 {
@@ -479,7 +483,7 @@ pub async fn run(
             // Each fatal error says what it is ("the provider refused the API key", "cannot
             // reach the endpoint at …"); not every one is the provider refusing us.
             (Some(e), _, _) => Some(e.to_string()),
-            (None, _, Some(why)) => Some(format!("batch mode stopped: {why}")),
+            (None, _, Some((why, _))) => Some(format!("batch mode stopped: {why}")),
             (None, true, None) => Some("interrupted by a signal".to_string()),
             _ => None,
         },
@@ -988,19 +992,26 @@ impl Context<'_> {
     }
 
     /// A batch-mode failure that ends the batch loop: a fatal one stops the run as a fatal call
-    /// would; returns the reason for the articles still waiting.
-    fn batch_error(&self, e: LlmError) -> Option<String> {
-        if matches!(e, LlmError::Cancelled) {
+    /// would; returns the reason for the articles still waiting, and the run's exit code (the
+    /// state store failing is hanbrief's own work failing, not the provider).
+    fn batch_error(&self, e: RunnerError) -> Option<(String, u8)> {
+        if matches!(e, RunnerError::Api(LlmError::Cancelled)) {
             return None;
         }
         tracing::error!("batch mode: {e}");
-        if e.is_fatal() {
-            let mut fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
-            if fatal.is_none() {
-                *fatal = Some(e.clone());
+        match e {
+            RunnerError::Api(LlmError::Cancelled) => None,
+            RunnerError::Api(e) => {
+                if e.is_fatal() {
+                    let mut fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+                    if fatal.is_none() {
+                        *fatal = Some(e.clone());
+                    }
+                }
+                Some((e.to_string(), EXIT_PROVIDER))
             }
+            RunnerError::Store(e) => Some((e.to_string(), EXIT_INTERNAL)),
         }
-        Some(e.to_string())
     }
 
     /// Whether `report` is the article whose call met the error that stopped the run.

@@ -148,6 +148,18 @@ pub enum BatchError {
     Client(#[from] crate::llm::client::ClientError),
 }
 
+/// Why batch mode stopped a run once it was going.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// The provider's files or batches endpoint failed, or the run was cancelled.
+    #[error(transparent)]
+    Api(#[from] LlmError),
+    /// The state store, where the batches and their requests are kept, could not be used:
+    /// hanbrief's own work failing (exit 4), not the provider (3).
+    #[error(transparent)]
+    Store(StoreError),
+}
+
 impl BatchRunner {
     /// The runner and the queue to give the client, for a run over the store `store`.
     pub async fn new(
@@ -197,10 +209,10 @@ impl BatchRunner {
 
     /// Before the first pass: hands over batches an earlier run was preparing when it stopped,
     /// and collects those that finished meanwhile.
-    pub async fn resume(&mut self) -> Result<(), LlmError> {
+    pub async fn resume(&mut self) -> Result<(), RunnerError> {
         let open = state::open_batches(&self.store)
             .await
-            .map_err(store_error)?;
+            .map_err(RunnerError::Store)?;
         if !open.is_empty() {
             tracing::info!(
                 batches = open.len(),
@@ -216,12 +228,12 @@ impl BatchRunner {
 
     /// After a pass: submits what it deferred, then (unless `no_wait`) waits until a batch
     /// finishes and collects it.
-    pub async fn after_pass(&mut self, phase: u32, no_wait: bool) -> Result<Step, LlmError> {
+    pub async fn after_pass(&mut self, phase: u32, no_wait: bool) -> Result<Step, RunnerError> {
         self.summary.phases = phase;
         self.submit(phase).await?;
         let open = state::open_batches(&self.store)
             .await
-            .map_err(store_error)?;
+            .map_err(RunnerError::Store)?;
         self.summary.in_flight = open.len() as u32;
         if open.is_empty() {
             return Ok(Step::Idle);
@@ -234,27 +246,27 @@ impl BatchRunner {
             if self.poll_once().await? > 0 {
                 self.summary.in_flight = state::open_batches(&self.store)
                     .await
-                    .map_err(store_error)?
+                    .map_err(RunnerError::Store)?
                     .len() as u32;
                 return Ok(Step::Collected);
             }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
-                _ = self.cancel.cancelled() => return Err(LlmError::Cancelled),
+                _ = self.cancel.cancelled() => return Err(LlmError::Cancelled.into()),
             }
             interval = interval.mul_f64(1.5).min(self.settings.poll_max);
         }
     }
 
     /// Checks every batch in flight once, collecting those that finished; returns how many.
-    async fn poll_once(&mut self) -> Result<usize, LlmError> {
+    async fn poll_once(&mut self) -> Result<usize, RunnerError> {
         let mut collected = 0;
         let mut done = 0u64;
         let mut total = 0u64;
         let mut in_flight = 0usize;
         for mut b in state::open_batches(&self.store)
             .await
-            .map_err(store_error)?
+            .map_err(RunnerError::Store)?
         {
             let Some(provider_id) = b.provider_id.clone() else {
                 continue;
@@ -266,7 +278,7 @@ impl BatchRunner {
             b.failed = counts.failed as i64;
             state::update_batch(&self.store, &b)
                 .await
-                .map_err(store_error)?;
+                .map_err(RunnerError::Store)?;
             tracing::info!(
                 batch = %provider_id,
                 status = %obj.status,
@@ -297,7 +309,7 @@ impl BatchRunner {
 
     /// Writes the pending requests into request files and submits them, within the file limits
     /// and the enqueued-token limit.
-    async fn submit(&mut self, phase: u32) -> Result<(), LlmError> {
+    async fn submit(&mut self, phase: u32) -> Result<(), RunnerError> {
         let pending = self.queue.pending();
         if pending.is_empty() {
             return Ok(());
@@ -313,7 +325,7 @@ impl BatchRunner {
         );
         let mut enqueued: u64 = state::open_batches(&self.store)
             .await
-            .map_err(store_error)?
+            .map_err(RunnerError::Store)?
             .iter()
             .map(|b| b.tokens as u64)
             .sum();
@@ -355,14 +367,14 @@ impl BatchRunner {
             };
             let id = state::record_batch(&self.store, &batch, &mut rows)
                 .await
-                .map_err(store_error)?;
+                .map_err(RunnerError::Store)?;
             self.queue.apply(&rows, Vec::new());
             self.summary.batches_submitted += 1;
             self.summary.requests_submitted += rows.len() as u64;
             enqueued += tokens;
             let batch = state::batch(&self.store, id)
                 .await
-                .map_err(store_error)?
+                .map_err(RunnerError::Store)?
                 .expect("recorded above");
             self.hand_over(batch).await?;
         }
@@ -371,17 +383,17 @@ impl BatchRunner {
 
     /// Uploads a recorded request file and creates its batch, or finds the batch an earlier
     /// process created from it before it was stopped.
-    async fn hand_over(&mut self, mut b: BatchRow) -> Result<(), LlmError> {
+    async fn hand_over(&mut self, mut b: BatchRow) -> Result<(), RunnerError> {
         let rows = state::requests_of(&self.store, b.id)
             .await
-            .map_err(store_error)?;
+            .map_err(RunnerError::Store)?;
         if rows.is_empty() {
             b.status = "cancelled".into();
             b.collected = true;
             b.error = Some("no requests left to submit".into());
             return state::update_batch(&self.store, &b)
                 .await
-                .map_err(store_error);
+                .map_err(RunnerError::Store);
         }
         if let Some(file_id) = &b.input_file_id {
             // It may have been created before the stop: never create it twice.
@@ -391,7 +403,7 @@ impl BatchRunner {
                 b.status = found.status.clone();
                 return state::update_batch(&self.store, &b)
                     .await
-                    .map_err(store_error);
+                    .map_err(RunnerError::Store);
             }
         } else {
             let mut jsonl = String::with_capacity(b.bytes as usize);
@@ -406,7 +418,7 @@ impl BatchRunner {
             b.input_file_id = Some(file.id);
             state::update_batch(&self.store, &b)
                 .await
-                .map_err(store_error)?;
+                .map_err(RunnerError::Store)?;
         }
         let file_id = b.input_file_id.clone().expect("set above");
         let metadata = BTreeMap::from([(TAG_KEY.to_string(), b.tag.clone())]);
@@ -427,7 +439,7 @@ impl BatchRunner {
                 b.status = obj.status.clone();
                 state::update_batch(&self.store, &b)
                     .await
-                    .map_err(store_error)
+                    .map_err(RunnerError::Store)
             }
             Err(LlmError::BadRequest { message, .. })
                 if message.contains("token_limit_exceeded") =>
@@ -436,7 +448,7 @@ impl BatchRunner {
                 b.error = Some(message.clone());
                 self.token_limit(&b, &message, rows).await
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -447,7 +459,7 @@ impl BatchRunner {
         b: &BatchRow,
         message: &str,
         rows: Vec<ReqRow>,
-    ) -> Result<(), LlmError> {
+    ) -> Result<(), RunnerError> {
         let lower = stated_token_limit(message).unwrap_or((b.tokens as u64 / 2).max(1));
         tracing::warn!(
             batch = b.id,
@@ -468,23 +480,23 @@ impl BatchRunner {
 
     /// Records a batch as done with and its requests as `rows` say (waiting for a later batch),
     /// in the store and in the queue.
-    async fn requeue(&mut self, mut b: BatchRow, rows: &[ReqRow]) -> Result<(), LlmError> {
+    async fn requeue(&mut self, mut b: BatchRow, rows: &[ReqRow]) -> Result<(), RunnerError> {
         b.collected = true;
         state::save_requests(&self.store, rows)
             .await
-            .map_err(store_error)?;
+            .map_err(RunnerError::Store)?;
         state::update_batch(&self.store, &b)
             .await
-            .map_err(store_error)?;
+            .map_err(RunnerError::Store)?;
         self.queue.apply(rows, Vec::new());
         Ok(())
     }
 
     /// Downloads a finished batch's results into the call cache and settles its requests.
-    async fn collect(&mut self, mut b: BatchRow, obj: &BatchObject) -> Result<(), LlmError> {
+    async fn collect(&mut self, mut b: BatchRow, obj: &BatchObject) -> Result<(), RunnerError> {
         let rows = state::requests_of(&self.store, b.id)
             .await
-            .map_err(store_error)?;
+            .map_err(RunnerError::Store)?;
         self.summary.batches_collected += 1;
         if obj.status == "failed" {
             let errors = obj.error_list();
@@ -560,18 +572,18 @@ impl BatchRunner {
             self.store
                 .put_call(key, &self.model, &purpose, reply)
                 .await
-                .map_err(store_error)?;
+                .map_err(RunnerError::Store)?;
         }
         state::save_requests(&self.store, &settled)
             .await
-            .map_err(store_error)?;
+            .map_err(RunnerError::Store)?;
         state::delete_requests(&self.store, &forgotten)
             .await
-            .map_err(store_error)?;
+            .map_err(RunnerError::Store)?;
         b.collected = true;
         state::update_batch(&self.store, &b)
             .await
-            .map_err(store_error)?;
+            .map_err(RunnerError::Store)?;
         self.queue.apply(&settled, replies);
         self.queue.forget(&forgotten);
         Ok(())
@@ -818,13 +830,6 @@ pub fn plan_phases<'a>(
             plan
         })
         .collect()
-}
-
-fn store_error(e: StoreError) -> LlmError {
-    LlmError::BadRequest {
-        status: 0,
-        message: format!("batch mode cannot use the state store: {e}"),
-    }
 }
 
 #[cfg(test)]

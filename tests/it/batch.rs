@@ -721,3 +721,51 @@ async fn batch_commands_on_a_folder_or_batch_that_is_not_there_are_usage_errors(
         output_text(&o)
     );
 }
+
+/// The state store failing while a run waits for its batch is hanbrief's own work failing
+/// (exit 4, the store named), not the provider refusing us (3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_store_that_fails_while_waiting_for_a_batch_exits_4() {
+    let mock = MockProvider::start(&["--batch-completion", "3s"]);
+    let env = TestEnv::new()
+        .await
+        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    env.short_articles(2);
+    let child = env
+        .summarize_command()
+        .arg("--batch")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while mock.stats().await["batches"] == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no batch submitted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Another program damages the store under the waiting run: the batches table loses a
+    // column the run reads.
+    let db = rusqlite::Connection::open(env.out().join(".hanbrief/state.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute_batch("ALTER TABLE batches RENAME COLUMN status TO damaged")
+        .unwrap();
+    drop(db);
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("the state store") && output_text(&o).contains("is not usable"),
+        "{}",
+        output_text(&o)
+    );
+    assert!(
+        !output_text(&o).contains("the endpoint rejected"),
+        "{}",
+        output_text(&o)
+    );
+    assert_eq!(env.report()["exit_code"], 4, "{}", env.report());
+}
