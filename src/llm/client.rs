@@ -1689,7 +1689,8 @@ impl ChatClient {
                 }
                 MODE_JSON_OBJECT_SCHEMA => {
                     // llama.cpp servers constrain the output to `schema` by grammar.
-                    body["response_format"] = json!({"type": "json_object", "schema": bounded});
+                    body["response_format"] =
+                        json!({"type": "json_object", "schema": compact(bounded)});
                 }
                 MODE_JSON_OBJECT => {
                     body["response_format"] = json!({"type": "json_object"});
@@ -1812,6 +1813,22 @@ impl ChatClient {
     fn redacted(&self, message: &str) -> String {
         redact(message, self.key.as_ref().map(ApiKey::expose))
     }
+}
+
+/// The grammar schema as sent under `json_object+schema`, asking for compact JSON. llama.cpp
+/// built with llguidance (the prebuilt `xllamacpp` wheel the quickstart installs is) lets any
+/// run of whitespace stand between two JSON tokens unless the schema's top-level `x-guidance`
+/// says otherwise (llguidance `docs/json_schema.md`, "Whitespace handling":
+/// `whitespace_flexible` defaults to true). Gemma 3 270M then wrote newlines until the token
+/// limit inside an otherwise bounded brief: every loop the local eval saw was one. Compact JSON
+/// is also fewer tokens to generate. llama.cpp's own converter (`json-schema-to-grammar.cpp`)
+/// and llama-cpp-python's ignore the key; their whitespace rule is bounded already.
+fn compact(bounded: &serde_json::Value) -> serde_json::Value {
+    let mut schema = bounded.clone();
+    if let Some(top) = schema.as_object_mut() {
+        top.insert("x-guidance".into(), json!({"whitespace_flexible": false}));
+    }
+    schema
 }
 
 /// The format instructions to append for `mode`: the short variant when the endpoint enforces

@@ -94,7 +94,7 @@ const SHAPES: &[Shape] = &[
         model: "local-gguf",
         query: None,
         extra_headers: &[],
-        format: "json_schema",
+        format: "json_object",
     },
     Shape {
         recipe: "local-llama.toml",
