@@ -284,12 +284,22 @@ fn schema(bounded: bool, select: Option<usize>) -> serde_json::Value {
 /// Parses and validates a model reply as a brief. The error says what is wrong, in words the
 /// repair prompt can quote.
 pub fn parse_content(reply: &str) -> Result<BriefContent, String> {
+    parse_content_then(reply, |_| {})
+}
+
+/// [`parse_content`], with `settle` applied to the parsed brief before it is judged (the
+/// select strategy puts the article's sentences where the model lost them).
+pub fn parse_content_then(
+    reply: &str,
+    settle: impl FnOnce(&mut BriefContent),
+) -> Result<BriefContent, String> {
     let json = extract_json_object(reply).ok_or_else(|| {
         "it does not contain a JSON object (reply with the JSON object only)".to_string()
     })?;
     let mut content: BriefContent = serde_json::from_str(json)
         .map_err(|e| format!("the JSON does not have the brief's shape: {e}"))?;
     trim_all(&mut content);
+    settle(&mut content);
     validate(&content)?;
     for e in &mut content.entities {
         if !ENTITY_KINDS.contains(&e.kind.as_str()) {

@@ -881,71 +881,107 @@ impl<'a> Summarizer<'a> {
             counted: None,
             units: 1,
         };
-        let mut content = call
-            .run(self.messages(prompt), brief::parse_content, tally)
-            .await?;
-        for (point, s) in content.key_points.iter_mut().zip(&picked) {
-            point.quotes = vec![Quote {
-                text: s.text.clone(),
-                start: Some(s.start),
-                line: Some(s.line),
-            }];
-        }
-        let title_ko = title_ko(title, &content);
-        keep_what_the_sentences_say(&mut content, &title_ko);
+        // The sentences settle what the model lost before the brief is judged: a reply whose
+        // points are not Korean at all is still a brief of the picked sentences, not a failure.
+        let parse =
+            |reply: &str| brief::parse_content_then(reply, |c| settle_select(c, &picked, title));
+        let mut content = call.run(self.messages(prompt), parse, tally).await?;
         let picked_passages = Passages::new(&joined);
         let article = Passages::new(&clean.text);
-        for f in &mut content.figures {
+        content.figures.retain_mut(|f| {
             let text = format!("{}\n{}", f.ko, f.en);
-            f.quotes = picked_passages
+            let found = picked_passages
                 .sentence_with_figures(&text)
                 .or_else(|| article.sentence_with_figures(&text))
-                .and_then(|found| article.find(&found.text).ok())
-                .map(|found| {
-                    vec![Quote {
+                .and_then(|found| article.find(&found.text).ok());
+            match found {
+                Some(found) => {
+                    f.quotes = vec![Quote {
                         text: found.text,
                         start: Some(found.start),
                         line: Some(found.line),
-                    }]
-                })
-                .unwrap_or_default();
-        }
+                    }];
+                    true
+                }
+                // No sentence of the article carries it: the model made it up (the 270M model
+                // turned "1.8기가와트시" into "2.0GW", "3.0GW"…). A select brief's figures are
+                // the sentences' figures, so it goes.
+                None => {
+                    tracing::debug!(figure = %f.ko, "no sentence of the article carries this figure; dropped");
+                    false
+                }
+            }
+        });
         Ok(content)
     }
 }
 
-/// The Korean title a select brief's points are compared with: the model's, else the article's.
-fn title_ko(article_title: &str, content: &BriefContent) -> String {
-    if content.title.ko.trim().is_empty() {
-        article_title.trim().to_string()
-    } else {
-        content.title.ko.trim().to_string()
+/// Select, then write: settles a parsed reply against the picked sentences before it is
+/// judged. Each key point gets its sentence as its quote; the sentences stand in for what the
+/// model lost ([`keep_what_the_sentences_say`]); a title or summary that is not Korean, or that
+/// carries a figure none of the sentences has, gives way to the article's headline and its
+/// first picked sentence (news puts what happened first).
+fn settle_select(content: &mut BriefContent, picked: &[crate::select::Selected], title: &str) {
+    for (point, s) in content.key_points.iter_mut().zip(picked) {
+        point.quotes = vec![Quote {
+            text: s.text.clone(),
+            start: Some(s.start),
+            line: Some(s.line),
+        }];
     }
+    let sentences: Vec<&str> = picked.iter().map(|s| s.text.as_str()).collect();
+    let source = crate::figures::SourceFigures::new(&sentences.join("\n"));
+    let strays = |ko: &str| !brief::is_korean(ko) || !source.unsupported(ko).is_empty();
+    let headline = brief::plain_heading(title);
+    if strays(&content.title.ko) {
+        let stand_in = if brief::is_korean(&headline) {
+            Some(headline)
+        } else {
+            sentences.first().map(|s| s.to_string())
+        };
+        if let Some(stand_in) = stand_in {
+            tracing::debug!(title = %content.title.ko, "the model's Korean title strays from the sentences; the headline stands");
+            content.title.ko = stand_in;
+        }
+    }
+    if let Some(first) = sentences.first()
+        && strays(&content.summary.ko)
+    {
+        tracing::debug!(summary = %content.summary.ko, "the model's Korean summary strays from the sentences; the first one stands");
+        content.summary.ko = first.to_string();
+    }
+    let title_ko = content.title.ko.clone();
+    keep_what_the_sentences_say(content, &title_ko);
 }
 
 /// Select, then write: each key point is its picked sentence shortened, and that sentence is its
 /// quote. A small model often "shortens" a sentence into the headline's first name, or into the
 /// same words as another point, losing the sentence's figures (the 270M model of the quickstart
-/// did so for most points). Where a point has lost a figure of its sentence, has no Hangul, or
-/// only repeats the title or an earlier point, the sentence itself stands as the Korean point:
-/// it is the article's own words, and says what the point was asked to keep. The English side
-/// stays the model's (the bilingual check still reads it).
+/// did so for most points), or adds figures of its own ("1.8GWh, 1.8GWh"). Where a point has
+/// lost a figure of its sentence, has one its sentence does not, is not Korean, or only repeats
+/// the title or an earlier point, the sentence itself stands as the Korean point: it is the
+/// article's own words, and says what the point was asked to keep. The English side stays the
+/// model's (the bilingual check still reads it).
 fn keep_what_the_sentences_say(content: &mut BriefContent, title_ko: &str) {
+    use crate::figures::SourceFigures;
     let mut seen: Vec<String> = vec![squash(title_ko)];
     for (i, point) in content.key_points.iter_mut().enumerate() {
         let Some(sentence) = point.quotes.first().map(|q| q.text.clone()) else {
             continue;
         };
         let ko = squash(&point.ko);
-        let lost = crate::figures::SourceFigures::new(&point.ko).unsupported(&sentence);
-        let hangul = point.ko.chars().any(|c| ('가'..='힣').contains(&c));
+        let lost = SourceFigures::new(&point.ko).unsupported(&sentence);
+        let added = SourceFigures::new(&sentence).unsupported(&point.ko);
+        let korean = brief::is_korean(&point.ko);
         let repeated = !ko.is_empty() && seen.contains(&ko);
-        if !lost.is_empty() || !hangul || repeated {
+        if !lost.is_empty() || !added.is_empty() || !korean || repeated {
             tracing::debug!(
                 point = i + 1,
                 lost = ?lost.iter().map(|f| f.text.as_str()).collect::<Vec<_>>(),
+                added = ?added.iter().map(|f| f.text.as_str()).collect::<Vec<_>>(),
+                korean,
                 repeated,
-                "the model's point loses what its sentence says; the sentence stands as written"
+                "the model's point strays from what its sentence says; the sentence stands as written"
             );
             point.ko = sentence;
         }
@@ -1350,6 +1386,72 @@ mod select_tests {
         assert_eq!(ko, vec![s1, "이음24 점포 3,200개", s3, s4]);
         // The English stays the model's.
         assert!(c.key_points.iter().all(|p| p.en == "a point"));
+    }
+
+    #[test]
+    fn a_point_with_a_figure_its_sentence_does_not_have_gives_way_to_the_sentence() {
+        let s = "햇살그리드는 저장용량 1.8기가와트시 규모의 단지를 짓는다.";
+        let mut c = content(vec![point("1.8GWh, 2.0GWh 전력", s)]);
+        keep_what_the_sentences_say(&mut c, "제주 ESS");
+        assert_eq!(c.key_points[0].ko, s);
+    }
+
+    fn picked(texts: &[&str]) -> Vec<crate::select::Selected> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| crate::select::Selected {
+                text: t.to_string(),
+                start: i * 100,
+                line: i + 1,
+                score: 1.0,
+            })
+            .collect()
+    }
+
+    /// A reply of the 270M model on a real server (the local eval, 2026-11-30): every Korean
+    /// field in Latin letters. The sentences settle it into a valid brief instead of a failed
+    /// article: the points are their sentences, the summary the first one, the title the
+    /// headline; the English stays the model's.
+    #[test]
+    fn a_reply_without_korean_is_settled_by_the_sentences_before_it_is_judged() {
+        let sentences = [
+            "다온유통이 편의점 이음24를 1조 1,800억 원에 인수한다.",
+            "이음24는 전국에서 점포 3,200개를 운영한다.",
+        ];
+        let reply = r#"{"title":{"ko":"Koreanship","en":"Koreanship"},
+            "summary":{"ko":"Koreanship (K), en:K(K)","en":"Koreanship (K)"},
+            "key_points":[{"ko":"Koreanship (K)","en":"Koreanship (K)"},
+                          {"ko":"Koreanship (K)","en":"Koreanship (K)"}],
+            "entities":[],"figures":[]}"#;
+        assert!(brief::parse_content(reply).is_err(), "invalid as it stands");
+        let picked = picked(&sentences);
+        let headline = "다온유통, 이음24 인수";
+        let c = brief::parse_content_then(reply, |c| settle_select(c, &picked, headline))
+            .expect("settled into a valid brief");
+        assert_eq!(c.title.ko, headline);
+        assert_eq!(c.summary.ko, sentences[0]);
+        let ko: Vec<&str> = c.key_points.iter().map(|p| p.ko.as_str()).collect();
+        assert_eq!(ko, sentences);
+        assert_eq!(c.key_points[1].quotes[0].text, sentences[1]);
+        assert_eq!(c.key_points[1].quotes[0].line, Some(2));
+        assert_eq!(c.summary.en, "Koreanship (K)");
+    }
+
+    #[test]
+    fn a_korean_summary_with_a_figure_of_its_own_gives_way_to_the_first_sentence() {
+        let sentences = ["다온유통이 이음24를 1조 1,800억 원에 인수한다."];
+        let mut c = content(vec![point("다온유통이 이음24를 인수한다", sentences[0])]);
+        c.summary = Bilingual {
+            ko: "다온유통이 2조 원에 인수했다".into(),
+            en: "Daon buys it".into(),
+        };
+        settle_select(&mut c, &picked(&sentences), "다온유통, 이음24 인수");
+        assert_eq!(c.summary.ko, sentences[0]);
+        assert_eq!(
+            c.title.ko, "다온유통",
+            "a Korean title without figures stays"
+        );
     }
 
     #[test]
