@@ -351,11 +351,21 @@ fn degenerate(c: &BriefContent, source_figures: usize) -> Vec<String> {
     if c.summary.ko == c.title.ko || c.summary.en == c.title.en {
         warnings.push("the summary only repeats the title".to_string());
     }
-    let mut points: Vec<&str> = c.key_points.iter().map(|k| k.ko.as_str()).collect();
-    points.sort_unstable();
-    points.dedup();
-    if points.len() < c.key_points.len() {
+    // Each side on its own: a select brief's Korean points are distinct sentences, and a small
+    // model can still write one English line under all of them.
+    let repeats = |side: fn(&crate::brief::Grounded) -> &str| {
+        let mut texts: Vec<&str> = c.key_points.iter().map(side).collect();
+        texts.sort_unstable();
+        texts.dedup();
+        texts.len() < c.key_points.len()
+    };
+    if repeats(|k| k.ko.as_str()) {
         warnings.push("some key points repeat each other".to_string());
+    } else if repeats(|k| k.en.as_str()) {
+        warnings.push(
+            "some key points have the same English (the model did not translate each one)"
+                .to_string(),
+        );
     }
     if c.figures.is_empty() && source_figures >= 5 {
         warnings.push(format!(
@@ -431,6 +441,24 @@ mod tests {
         assert_eq!(checks.unsupported_figures[0].text, "$15 billion");
         assert_eq!(checks.unsupported_figures[0].field, "summary.en");
         assert_eq!(checks.unknown_entities, vec!["박지훈".to_string()]);
+    }
+
+    #[test]
+    fn key_points_with_one_english_line_under_different_korean_are_flagged() {
+        let mut c = parse_content(&sample_json()).unwrap();
+        let warned = |c: &BriefContent| {
+            check(c, "", &BTreeMap::new())
+                .warnings
+                .iter()
+                .any(|w| w.contains("the same English"))
+        };
+        let mut second = c.key_points[0].clone();
+        second.ko = "수출이 크게 늘었다.".into();
+        second.en = "Exports grew a lot.".into();
+        c.key_points.push(second);
+        assert!(!warned(&c));
+        c.key_points[1].en = c.key_points[0].en.clone();
+        assert!(warned(&c));
     }
 
     const SOURCE: &str = "반도체 수출 역대 최대\n\n한빛전자의 반도체 수출이 142억 달러로\n1년 전보다 18.4% 늘었다고 \"김서연\" 대표가 밝혔다.\n회사는 생산능력을 월 26만 장으로 늘린다.";

@@ -337,14 +337,13 @@ async fn the_select_strategy_sends_picked_sentences_and_quotes_them() {
         assert_eq!(quote["text"], sentence);
         assert!(quote["start"].is_u64() && quote["line"].is_u64());
     }
-    // A figure gets the picked sentence that carries it; an invented one has none, flagged.
+    // A figure gets the picked sentence that carries it; one no sentence of the article
+    // carries (the model made it up) is dropped: a select brief's figures are its sentences'.
     assert_eq!(
         brief["figures"][0]["quotes"][0]["text"],
         numbered[0].split_once("] ").unwrap().1
     );
-    assert_eq!(brief["figures"][1]["quotes"], json!([]));
-    let ungrounded = &brief["checks"]["ungrounded"];
-    assert_eq!(ungrounded.as_array().unwrap().len(), 1, "{ungrounded}");
-    assert_eq!(ungrounded[0]["field"], "figures[1]");
-    assert_eq!(brief["checks"]["unsupported_figures"][0]["text"], "2018");
+    assert_eq!(brief["figures"].as_array().unwrap().len(), 1, "{brief}");
+    assert_eq!(brief["checks"]["ungrounded"], json!([]));
+    assert_eq!(brief["checks"]["unsupported_figures"], json!([]));
 }
