@@ -115,7 +115,8 @@ pub fn brief(b: &Brief) -> String {
 }
 
 /// The quotes of a key point or figure, as quote blocks inside its list item. A figure whose
-/// quote is a key point's says so instead of repeating the sentence.
+/// quote is a key point's, or a point that is its quote, says so instead of repeating the
+/// sentence.
 fn evidence(md: &mut String, item: &Grounded, points: &[Grounded]) {
     use std::fmt::Write;
     if item.quotes.is_empty() {
@@ -135,6 +136,11 @@ fn evidence(md: &mut String, item: &Grounded, points: &[Grounded]) {
                     .iter()
                     .position(|p| p.quotes.iter().any(|pq| pq.text == q.text))
                 {
+                    // A point that is its sentence word for word (select mode keeps many):
+                    // the place, not the same text twice.
+                    None if q.text.trim() == item.ko.trim() => {
+                        let _ = writeln!(md, "  > 원문 그대로 · the article's own words{at}");
+                    }
                     Some(i) => {
                         let _ = writeln!(
                             md,

@@ -920,7 +920,8 @@ impl<'a> Summarizer<'a> {
 /// judged. Each key point gets its sentence as its quote; the sentences stand in for what the
 /// model lost ([`keep_what_the_sentences_say`]); a title or summary that is not Korean, or that
 /// carries a figure none of the sentences has, gives way to the article's headline and its
-/// first picked sentence (news puts what happened first).
+/// first picked sentence (news puts what happened first), as does a summary that only repeats
+/// the title.
 fn settle_select(content: &mut BriefContent, picked: &[crate::select::Selected], title: &str) {
     for (point, s) in content.key_points.iter_mut().zip(picked) {
         point.quotes = vec![Quote {
@@ -944,8 +945,9 @@ fn settle_select(content: &mut BriefContent, picked: &[crate::select::Selected],
             content.title.ko = stand_in;
         }
     }
+    let only_the_title = squash(&content.summary.ko) == squash(&content.title.ko);
     if let Some(first) = sentences.first()
-        && strays(&content.summary.ko)
+        && (strays(&content.summary.ko) || only_the_title)
     {
         tracing::debug!(summary = %content.summary.ko, "the model's Korean summary strays from the sentences; the first one stands");
         content.summary.ko = first.to_string();
@@ -1452,6 +1454,11 @@ mod select_tests {
             c.title.ko, "다온유통",
             "a Korean title without figures stays"
         );
+
+        // A summary that only repeats the title says nothing more: the first sentence does.
+        c.summary.ko = "다온유통".into();
+        settle_select(&mut c, &picked(&sentences), "다온유통, 이음24 인수");
+        assert_eq!(c.summary.ko, sentences[0]);
     }
 
     #[test]

@@ -337,6 +337,18 @@ async fn the_select_strategy_sends_picked_sentences_and_quotes_them() {
         assert_eq!(quote["text"], sentence);
         assert!(quote["start"].is_u64() && quote["line"].is_u64());
     }
+    // Point 2 lost its sentence's figures, so the sentence stands as the point; the Markdown
+    // gives its place instead of printing it twice.
+    let second = numbered[1].split_once("] ").unwrap().1;
+    assert_eq!(brief["key_points"][1]["ko"], second);
+    let md = std::fs::read_to_string(env.out().join("long.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "- {second}\n  <br>*The second factory.*\n  > 원문 그대로 · the article's own words <sub>(원문"
+        )),
+        "{md}"
+    );
+    assert_eq!(md.matches(second).count(), 1, "{md}");
     // A figure gets the picked sentence that carries it; one no sentence of the article
     // carries (the model made it up) is dropped: a select brief's figures are its sentences'.
     assert_eq!(
