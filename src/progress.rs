@@ -3,7 +3,8 @@
 //! The pipeline counts articles into a [`Progress`] and hands it the client's call counters and
 //! the limiter. A display task reads them: on a terminal, a live bar (articles done/total, calls
 //! in flight, tokens per minute against the limit, retries and 429s, elapsed and ETA); otherwise
-//! a log line every few seconds (plain text, or JSON with `--log-format json`). Log lines
+//! a log line when something moved, and at least once a minute (plain text, or JSON with
+//! `--log-format json`). Log lines
 //! printed while a bar is on screen go above it ([`LogWriter`]).
 
 use std::collections::VecDeque;
@@ -146,6 +147,7 @@ impl Display {
 }
 
 /// What a display shows at one moment.
+#[derive(Clone, PartialEq)]
 struct Snapshot {
     total: usize,
     done: usize,
@@ -267,9 +269,40 @@ async fn bar(progress: Arc<Progress>, stop: CancellationToken) {
     bar.finish_and_clear();
 }
 
+/// Without news, a progress line at most this often: a log read later should not be a wall of
+/// identical lines (the quickstart's five articles made 24 of them), and a run that waits on
+/// its endpoint says why on its own ([`crate::llm`]'s stall warning).
+const HEARTBEAT: Duration = Duration::from_secs(60);
+
+/// Whether the state `now` is worth a log line: something moved since the `last` line (an
+/// article finished, a call started or was refused; not the token count, which moves with
+/// every reply), or the heartbeat is due.
+fn worth_a_line(
+    last: Option<&(Snapshot, String)>,
+    now: &(Snapshot, String),
+    since: Duration,
+) -> bool {
+    let moved = |(a, batch_a): &(Snapshot, String), (b, batch_b): &(Snapshot, String)| {
+        Snapshot {
+            tokens: 0,
+            tpm_limit: 0,
+            ..a.clone()
+        } != Snapshot {
+            tokens: 0,
+            tpm_limit: 0,
+            ..b.clone()
+        } || batch_a != batch_b
+    };
+    match last {
+        None => true,
+        Some(last) => moved(last, now) || since >= HEARTBEAT,
+    }
+}
+
 async fn lines(progress: Arc<Progress>, every: Duration, stop: CancellationToken) {
     let mut rate = Rate::new();
     let started = Instant::now();
+    let mut last: Option<((Snapshot, String), Instant)> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -277,6 +310,12 @@ async fn lines(progress: Arc<Progress>, every: Duration, stop: CancellationToken
         }
         let s = snapshot(&progress);
         let tpm = rate.per_minute(Instant::now(), s.tokens);
+        let state = (s.clone(), progress.batch_status().unwrap_or_default());
+        let since = last.as_ref().map_or(Duration::MAX, |(_, at)| at.elapsed());
+        if !worth_a_line(last.as_ref().map(|(state, _)| state), &state, since) {
+            continue;
+        }
+        last = Some((state, Instant::now()));
         tracing::info!(
             target: "hanbrief::progress",
             done = s.done,
@@ -301,6 +340,47 @@ async fn lines(progress: Arc<Progress>, every: Duration, stop: CancellationToken
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_progress_line_only_when_something_moved_or_a_minute_passed() {
+        let state = |done: usize, tokens: u64, batch: &str| {
+            let s = Snapshot {
+                total: 5,
+                done,
+                written: done,
+                unchanged: 0,
+                skipped: 0,
+                failed: 0,
+                in_flight: 1,
+                retries: 0,
+                rate_limited: 0,
+                tokens,
+                tpm_limit: 1000,
+            };
+            (s, batch.to_string())
+        };
+        let s = Duration::from_secs;
+        assert!(worth_a_line(None, &state(0, 0, ""), s(0)), "the first");
+        let last = state(1, 100, "");
+        assert!(!worth_a_line(Some(&last), &state(1, 100, ""), s(5)), "same");
+        assert!(
+            !worth_a_line(Some(&last), &state(1, 900, ""), s(5)),
+            "tokens alone move with every reply"
+        );
+        assert!(
+            worth_a_line(Some(&last), &state(2, 900, ""), s(5)),
+            "one more done"
+        );
+        assert!(worth_a_line(
+            Some(&last),
+            &state(1, 100, "in progress"),
+            s(5)
+        ));
+        assert!(
+            worth_a_line(Some(&last), &state(1, 100, ""), s(60)),
+            "heartbeat"
+        );
+    }
 
     #[test]
     fn rates_and_etas() {

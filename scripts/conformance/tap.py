@@ -79,7 +79,9 @@ class Tap(http.server.BaseHTTPRequestHandler):
         record["headers"] = {k: lower[k] for k in KEPT_HEADERS if k in lower}
         if status == 200:
             try:
-                usage = json.loads(data).get("usage") or {}
+                parsed = json.loads(data)
+                # A health check answers a bare JSON string.
+                usage = (parsed.get("usage") if isinstance(parsed, dict) else None) or {}
                 record["prompt_tokens"] = usage.get("prompt_tokens")
                 record["completion_tokens"] = usage.get("completion_tokens")
             except ValueError:

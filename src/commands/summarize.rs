@@ -85,8 +85,9 @@ pub(super) async fn run(global: &GlobalArgs, args: SummarizeArgs) -> Result<u8> 
     Ok(report.exit_code)
 }
 
-/// A bar on a terminal; log lines every few seconds otherwise (`HANBRIEF_PROGRESS_EVERY`, e.g.
-/// `10s`, sets how often); nothing with `--quiet` or for a dry run.
+/// A bar on a terminal; otherwise a log line when something moved, looked at every few seconds
+/// (`HANBRIEF_PROGRESS_EVERY`, e.g. `10s`, sets how often), and at least once a minute; nothing
+/// with `--quiet` or for a dry run.
 fn progress_mode(global: &GlobalArgs, dry_run: bool) -> Mode {
     if global.quiet || dry_run {
         return Mode::Off;
