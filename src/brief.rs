@@ -298,8 +298,10 @@ pub fn parse_content_then(
     })?;
     let mut content: BriefContent = serde_json::from_str(json)
         .map_err(|e| format!("the JSON does not have the brief's shape: {e}"))?;
-    trim_all(&mut content);
+    // Before trimming, which drops empty items: a settle that pairs items by position (select's
+    // points with their sentences) sees them where the model put them.
     settle(&mut content);
+    trim_all(&mut content);
     validate(&content)?;
     for e in &mut content.entities {
         if !ENTITY_KINDS.contains(&e.kind.as_str()) {

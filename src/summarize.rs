@@ -845,8 +845,8 @@ impl<'a> Summarizer<'a> {
     }
 
     /// The select strategy: the model writes the brief from the picked sentences, one key
-    /// point per sentence, and each sentence becomes its point's quote. Figures get the first
-    /// picked sentence (else the first sentence of the article) that carries them.
+    /// point per sentence, and each sentence becomes its point's quote ([`settle_select`] says
+    /// what the sentences settle, figures included, before the reply is judged).
     async fn select_brief(
         &self,
         title: &str,
@@ -883,46 +883,37 @@ impl<'a> Summarizer<'a> {
         };
         // The sentences settle what the model lost before the brief is judged: a reply whose
         // points are not Korean at all is still a brief of the picked sentences, not a failure.
-        let parse =
-            |reply: &str| brief::parse_content_then(reply, |c| settle_select(c, &picked, title));
-        let mut content = call.run(self.messages(prompt), parse, tally).await?;
-        let picked_passages = Passages::new(&joined);
-        let article = Passages::new(&clean.text);
-        content.figures.retain_mut(|f| {
-            let text = format!("{}\n{}", f.ko, f.en);
-            let found = picked_passages
-                .sentence_with_figures(&text)
-                .or_else(|| article.sentence_with_figures(&text))
-                .and_then(|found| article.find(&found.text).ok());
-            match found {
-                Some(found) => {
-                    f.quotes = vec![Quote {
-                        text: found.text,
-                        start: Some(found.start),
-                        line: Some(found.line),
-                    }];
-                    true
-                }
-                // No sentence of the article carries it: the model made it up (the 270M model
-                // turned "1.8기가와트시" into "2.0GW", "3.0GW"…). A select brief's figures are
-                // the sentences' figures, so it goes.
-                None => {
-                    tracing::debug!(figure = %f.ko, "no sentence of the article carries this figure; dropped");
-                    false
-                }
-            }
-        });
-        Ok(content)
+        let parse = |reply: &str| {
+            brief::parse_content_then(reply, |c| settle_select(c, &picked, title, &clean.text))
+        };
+        call.run(self.messages(prompt), parse, tally).await
     }
 }
 
 /// Select, then write: settles a parsed reply against the picked sentences before it is
-/// judged. Each key point gets its sentence as its quote; the sentences stand in for what the
-/// model lost ([`keep_what_the_sentences_say`]); a title or summary that is not Korean, or that
-/// carries a figure none of the sentences has, gives way to the article's headline and its
-/// first picked sentence (news puts what happened first), as does a summary that only repeats
-/// the title.
-fn settle_select(content: &mut BriefContent, picked: &[crate::select::Selected], title: &str) {
+/// judged (and before its texts are trimmed, so that a point the model left empty still pairs
+/// with its own sentence).
+///
+/// - Each key point gets its sentence as its quote, by position; points past the picked
+///   sentences are cut. The sentences stand in for what the model lost
+///   ([`keep_what_the_sentences_say`]).
+/// - A title or summary that is not Korean, or that carries a figure none of the sentences (nor
+///   the headline) has, gives way to the article's headline and its first picked sentence
+///   (news puts what happened first), as does a summary that only repeats the title. Without a
+///   headline, the title takes the first sentence and the summary the second.
+/// - Each figure is quoted with the first picked sentence (else the first sentence of the
+///   article) that carries the numbers of its Korean side. One whose Korean has numbers that
+///   no sentence of the article carries is dropped: the model made it up (the 270M model
+///   turned "1.8기가와트시" into "2.0GW", "3.0GW"…), and a select brief's figures are its
+///   sentences'. One without numbers (`두 배`) stays, unquoted, and the checks flag it.
+fn settle_select(
+    content: &mut BriefContent,
+    picked: &[crate::select::Selected],
+    title: &str,
+    article: &str,
+) {
+    use crate::figures::SourceFigures;
+    content.key_points.truncate(picked.len());
     for (point, s) in content.key_points.iter_mut().zip(picked) {
         point.quotes = vec![Quote {
             text: s.text.clone(),
@@ -931,29 +922,58 @@ fn settle_select(content: &mut BriefContent, picked: &[crate::select::Selected],
         }];
     }
     let sentences: Vec<&str> = picked.iter().map(|s| s.text.as_str()).collect();
-    let source = crate::figures::SourceFigures::new(&sentences.join("\n"));
-    let strays = |ko: &str| !brief::is_korean(ko) || !source.unsupported(ko).is_empty();
     let headline = brief::plain_heading(title);
+    let known = SourceFigures::new(&format!("{headline}\n{}", sentences.join("\n")));
+    let strays = |ko: &str| !brief::is_korean(ko) || !known.unsupported(ko).is_empty();
+    let mut lead = sentences.iter();
     if strays(&content.title.ko) {
         let stand_in = if brief::is_korean(&headline) {
             Some(headline)
         } else {
-            sentences.first().map(|s| s.to_string())
+            lead.next().map(|s| s.to_string())
         };
         if let Some(stand_in) = stand_in {
-            tracing::debug!(title = %content.title.ko, "the model's Korean title strays from the sentences; the headline stands");
+            tracing::debug!(title = %content.title.ko, stand_in = %stand_in, "the model's Korean title strays from the sentences");
             content.title.ko = stand_in;
         }
     }
     let only_the_title = squash(&content.summary.ko) == squash(&content.title.ko);
-    if let Some(first) = sentences.first()
+    if let Some(next) = lead.next()
         && (strays(&content.summary.ko) || only_the_title)
     {
-        tracing::debug!(summary = %content.summary.ko, "the model's Korean summary strays from the sentences; the first one stands");
-        content.summary.ko = first.to_string();
+        tracing::debug!(summary = %content.summary.ko, stand_in = %next, "the model's Korean summary strays from the sentences");
+        content.summary.ko = next.to_string();
     }
     let title_ko = content.title.ko.clone();
     keep_what_the_sentences_say(content, &title_ko);
+
+    let joined = sentences.join("\n");
+    let picked_passages = Passages::new(&joined);
+    let article = Passages::new(article);
+    content.figures.retain_mut(|f| {
+        let found = picked_passages
+            .sentence_with_figures(&f.ko)
+            .or_else(|| article.sentence_with_figures(&f.ko))
+            .and_then(|found| article.find(&found.text).ok());
+        match found {
+            Some(found) => {
+                f.quotes = vec![Quote {
+                    text: found.text,
+                    start: Some(found.start),
+                    line: Some(found.line),
+                }];
+                true
+            }
+            None if crate::figures::extract(&f.ko).is_empty() => {
+                f.quotes.clear();
+                true
+            }
+            None => {
+                tracing::debug!(figure = %f.ko, "no sentence of the article carries this figure; dropped");
+                false
+            }
+        }
+    });
 }
 
 /// Select, then write: each key point is its picked sentence shortened, and that sentence is its
@@ -1429,7 +1449,7 @@ mod select_tests {
         assert!(brief::parse_content(reply).is_err(), "invalid as it stands");
         let picked = picked(&sentences);
         let headline = "다온유통, 이음24 인수";
-        let c = brief::parse_content_then(reply, |c| settle_select(c, &picked, headline))
+        let c = brief::parse_content_then(reply, |c| settle_select(c, &picked, headline, ""))
             .expect("settled into a valid brief");
         assert_eq!(c.title.ko, headline);
         assert_eq!(c.summary.ko, sentences[0]);
@@ -1448,7 +1468,7 @@ mod select_tests {
             ko: "다온유통이 2조 원에 인수했다".into(),
             en: "Daon buys it".into(),
         };
-        settle_select(&mut c, &picked(&sentences), "다온유통, 이음24 인수");
+        settle_select(&mut c, &picked(&sentences), "다온유통, 이음24 인수", "");
         assert_eq!(c.summary.ko, sentences[0]);
         assert_eq!(
             c.title.ko, "다온유통",
@@ -1457,8 +1477,84 @@ mod select_tests {
 
         // A summary that only repeats the title says nothing more: the first sentence does.
         c.summary.ko = "다온유통".into();
-        settle_select(&mut c, &picked(&sentences), "다온유통, 이음24 인수");
+        settle_select(&mut c, &picked(&sentences), "다온유통, 이음24 인수", "");
         assert_eq!(c.summary.ko, sentences[0]);
+    }
+
+    #[test]
+    fn without_a_headline_the_title_takes_the_first_sentence_and_the_summary_the_second() {
+        let sentences = ["다온유통이 이음24를 인수한다.", "이음24는 점포를 운영한다."];
+        let mut c = content(vec![
+            point("다온유통이 인수한다", sentences[0]),
+            point("이음24는 점포를 운영한다", sentences[1]),
+        ]);
+        c.title.ko = "Daon".into();
+        c.summary.ko = "Daon buys".into();
+        settle_select(&mut c, &picked(&sentences), "", "");
+        assert_eq!(
+            (c.title.ko.as_str(), c.summary.ko.as_str()),
+            (sentences[0], sentences[1])
+        );
+    }
+
+    /// Points pair with sentences by position, before empty ones are trimmed away, and points
+    /// past the picked sentences go.
+    #[test]
+    fn points_pair_with_their_own_sentences() {
+        let sentences = ["다온유통이 이음24를 인수한다.", "이음24는 점포를 운영한다."];
+        let picked = picked(&sentences);
+        let reply = |points: &str| {
+            format!(
+                r#"{{"title":{{"ko":"다온유통","en":"Daon"}},"summary":{{"ko":"다온유통이 인수한다","en":"Daon buys"}},
+                "key_points":[{points}],"entities":[],"figures":[]}}"#
+            )
+        };
+        let empty_first = reply(
+            r#"{"ko":"","en":""},{"ko":"이음24는 점포를 운영한다","en":"Eum24 runs stores"}"#,
+        );
+        let err = brief::parse_content_then(&empty_first, |c| settle_select(c, &picked, "", ""))
+            .unwrap_err();
+        assert!(err.contains("\"key_points[0]\".en is empty"), "{err}");
+        let three = reply(
+            r#"{"ko":"다온유통이 인수한다","en":"Daon buys"},{"ko":"이음24는 점포를 운영한다","en":"Eum24 runs stores"},{"ko":"덤","en":"Extra"}"#,
+        );
+        let c = brief::parse_content_then(&three, |c| settle_select(c, &picked, "", "")).unwrap();
+        assert_eq!(c.key_points.len(), 2);
+        assert_eq!(c.key_points[1].quotes[0].text, sentences[1]);
+    }
+
+    #[test]
+    fn figures_are_quoted_by_their_korean_and_invented_ones_go() {
+        use crate::brief::Grounded;
+        let article = "다온유통이 이음24를 1조 1,800억 원에 인수한다.\n매출은 두 배로 늘었다.";
+        let sentences = ["다온유통이 이음24를 1조 1,800억 원에 인수한다."];
+        let mut c = content(vec![point(
+            "다온유통이 이음24를 1조 1,800억 원에 인수한다",
+            sentences[0],
+        )]);
+        let figure = |ko: &str, en: &str| Grounded {
+            ko: ko.into(),
+            en: en.into(),
+            quotes: vec![],
+        };
+        c.figures = vec![
+            figure("1조 1,800억 원", "1,180 billion won"), // the English is wrong: kept, quoted
+            figure("두 배", "double"),                     // no number: kept, unquoted
+            figure("2조 원", "2 trillion won"),            // no sentence has it: dropped
+        ];
+        settle_select(
+            &mut c,
+            &picked(&sentences),
+            "다온유통, 이음24 인수",
+            article,
+        );
+        let kept: Vec<(&str, usize)> = c
+            .figures
+            .iter()
+            .map(|f| (f.ko.as_str(), f.quotes.len()))
+            .collect();
+        assert_eq!(kept, vec![("1조 1,800억 원", 1), ("두 배", 0)]);
+        assert_eq!(c.figures[0].quotes[0].text, sentences[0]);
     }
 
     #[test]
