@@ -70,6 +70,10 @@ pub enum DigestError {
     Prompt(#[from] crate::prompt::PromptError),
     #[error(transparent)]
     Client(#[from] crate::llm::client::ClientError),
+    /// The state store, where batch mode keeps its batches, could not be used: hanbrief's own
+    /// work failing, not the provider's.
+    #[error("batch mode: cannot use the state store: {0}")]
+    Store(crate::store::StoreError),
 }
 
 impl DigestError {
@@ -84,6 +88,7 @@ impl DigestError {
             DigestError::Write { .. } | DigestError::Article(_) => {
                 crate::error::EXIT_ARTICLES_FAILED
             }
+            DigestError::Store(_) => crate::error::EXIT_INTERNAL,
         }
     }
 }
@@ -96,14 +101,12 @@ fn batch_failed(message: String) -> LlmError {
     }
 }
 
-/// The batch runner's failure as the digest reports it: the provider's error, or the store's
-/// as a batch-mode failure (the digest fails either way; see [`DigestError::exit_code`]).
-fn runner_failed(e: crate::batch::RunnerError) -> LlmError {
+/// The batch runner's failure as the digest reports it: the provider's error fails the digest
+/// (1, or 3 for a refusal), the store's is hanbrief's own (4; see [`DigestError::exit_code`]).
+fn runner_failed(e: crate::batch::RunnerError) -> DigestError {
     match e {
-        crate::batch::RunnerError::Api(e) => e,
-        crate::batch::RunnerError::Store(e) => {
-            batch_failed(format!("cannot use the state store: {e}"))
-        }
+        crate::batch::RunnerError::Api(e) => DigestError::Article(ArticleError::Llm(e)),
+        crate::batch::RunnerError::Store(e) => DigestError::Store(e),
     }
 }
 
@@ -949,9 +952,7 @@ pub async fn run(
     };
     if let Some(b) = batch.as_mut() {
         client = client.with_deferral(b.queue());
-        b.resume()
-            .await
-            .map_err(|e| DigestError::Article(ArticleError::Llm(runner_failed(e))))?;
+        b.resume().await.map_err(runner_failed)?;
     }
     let mut phase = 0;
     let digest = loop {
@@ -968,11 +969,11 @@ pub async fn run(
                 match b.after_pass(phase, false).await {
                     Ok(crate::batch::Step::Collected) => continue,
                     Ok(_) => {
-                        break Err(ArticleError::Llm(batch_failed(
+                        break Err(DigestError::Article(ArticleError::Llm(batch_failed(
                             "no batch left to wait for".into(),
-                        )));
+                        ))));
                     }
-                    Err(e) => break Err(ArticleError::Llm(runner_failed(e))),
+                    Err(e) => break Err(runner_failed(e)),
                 }
             }
             (other, _) => {
@@ -982,7 +983,7 @@ pub async fn run(
                         tracing::warn!("cannot tidy the batch requests in the state store ({e})");
                     }
                 }
-                break other;
+                break other.map_err(DigestError::Article);
             }
         }
     };

@@ -769,3 +769,49 @@ async fn a_state_store_that_fails_while_waiting_for_a_batch_exits_4() {
     );
     assert_eq!(env.report()["exit_code"], 4, "{}", env.report());
 }
+
+/// The digest's batch mode too: a store that fails under the waiting digest is hanbrief's own
+/// failure (4), not the provider refusing it, and the message does not blame the endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_store_that_fails_while_a_digest_waits_for_its_batch_exits_4() {
+    let mock = MockProvider::start(&["--batch-completion", "3s"]);
+    let env = TestEnv::new()
+        .await
+        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    env.short_articles(2);
+    let o = env.summarize(&[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let (config, out) = (env.config_path(), env.out());
+    let child = env
+        .command(&[
+            "--config",
+            config.to_str().unwrap(),
+            "digest",
+            out.to_str().unwrap(),
+            "--batch",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while mock.stats().await["batches"] == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no batch submitted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let db = rusqlite::Connection::open(env.out().join(".hanbrief/state.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute_batch("ALTER TABLE batches RENAME COLUMN status TO damaged")
+        .unwrap();
+    drop(db);
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", output_text(&o));
+    let text = output_text(&o);
+    assert!(text.contains("cannot use the state store"), "{text}");
+    assert!(!text.contains("the endpoint rejected"), "{text}");
+}
