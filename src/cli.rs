@@ -24,7 +24,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "HANBRIEF_PROGRESS_EVERY",
-        "How often a progress line is logged when stderr is not a terminal (default 5s).",
+        "When stderr is not a terminal, how often progress is looked at (default 5s): a line when something moved, at least one a minute.",
     ),
     (
         "HANBRIEF_STALL_WARNING",

@@ -82,7 +82,7 @@ impl Progress {
 pub enum Mode {
     /// A live bar on the terminal.
     Bar,
-    /// A log line every `every`.
+    /// A log line when something moved, looked at every `every` (and at least once a minute).
     Lines {
         every: Duration,
     },

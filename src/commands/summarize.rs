@@ -98,7 +98,9 @@ fn progress_mode(global: &GlobalArgs, dry_run: bool) -> Mode {
     let every = std::env::var("HANBRIEF_PROGRESS_EVERY")
         .ok()
         .and_then(|v| humantime::parse_duration(&v).ok())
-        .unwrap_or(Duration::from_secs(5));
+        .unwrap_or(Duration::from_secs(5))
+        // `0s` would wake the display task about every millisecond.
+        .max(Duration::from_millis(100));
     Mode::Lines { every }
 }
 

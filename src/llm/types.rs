@@ -141,7 +141,7 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
-    /// The smallest call that shows the endpoint answers (`config test`, and the client's own
+    /// The smallest call that shows the endpoint answers (`config check --ping`, and the client's own
     /// tests): a one-word plain-text reply in at most 16 tokens.
     pub fn ping() -> Self {
         ChatRequest {

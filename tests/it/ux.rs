@@ -424,7 +424,7 @@ async fn jsonl_goes_to_stdout_and_stdin_is_an_article() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_terminal_progress_is_a_log_line_every_few_seconds() {
+async fn without_a_terminal_progress_is_a_log_line_when_something_moved() {
     let env = TestEnv::new()
         .await
         .with_config("[limits]\nmax_in_flight = 1\n");
