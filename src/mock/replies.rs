@@ -166,7 +166,7 @@ fn brief_reply(lines: &[Passage], numbered: bool, quotes: bool) -> String {
         .take(3)
         .map(|(p, f)| {
             let mut figure =
-                json!({"ko": f.text, "en": format!("{} (a figure from the article)", f.value)});
+                json!({"ko": f.text, "en": format!("{} (a figure from the article)", english(&f))});
             if quotes {
                 figure["quotes"] = json!([p.quote]);
             }
@@ -211,6 +211,34 @@ fn brief_reply(lines: &[Passage], numbered: bool, quotes: bool) -> String {
         "figures": figures
     })
     .to_string()
+}
+
+/// A figure in English as a careful translator writes it: a month by its name, a percentage
+/// with its sign (a bare `3` for `3월` is a count the article never gives, and the checks
+/// rightly flagged it).
+fn english(f: &crate::figures::Figure) -> String {
+    use crate::figures::Kind;
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    match f.kind {
+        Kind::Month => MONTHS
+            .get((f.value as usize).wrapping_sub(1))
+            .map_or_else(|| f.value.to_string(), |m| m.to_string()),
+        Kind::Percent => format!("{}%", f.value),
+        Kind::Quantity => f.value.to_string(),
+    }
 }
 
 fn digest_reply(source: &str) -> String {
