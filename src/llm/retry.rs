@@ -362,11 +362,14 @@ pub(crate) fn classify(
         return Verdict::ParamRefused { param, message };
     }
     // Servers that cannot do structured output say so in many ways: llama-cpp-python answers a
-    // json_schema request with HTTP 500 and a validation error naming response_format.
+    // json_schema request with HTTP 500 and a validation error naming response_format. A strict
+    // schema validator that refuses the grammar schema's `x-guidance` key (llguidance's, which
+    // hanbrief adds under json_object+schema) gets the next mode down too.
     if matches!(s, 400 | 422 | 500 | 501)
         && (api.param.as_deref() == Some("response_format")
             || lower.contains("response_format")
             || lower.contains("json_schema")
+            || lower.contains("x-guidance")
             || lower.contains("response format")
             || lower.contains("structured output"))
     {
@@ -559,6 +562,10 @@ mod tests {
                 None,
                 "1 validation error: response_format.json_schema unsupported"
             ),
+            Verdict::FormatRefused { .. }
+        ));
+        assert!(matches!(
+            verdict(400, None, "Unrecognized schema keyword: x-guidance"),
             Verdict::FormatRefused { .. }
         ));
         assert!(matches!(
