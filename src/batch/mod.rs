@@ -243,7 +243,14 @@ impl BatchRunner {
         }
         let mut interval = self.settings.poll_min;
         loop {
-            if self.poll_once().await? > 0 {
+            let (collected, in_flight) = self.poll_once().await?;
+            if collected == 0 && in_flight == 0 {
+                // Every batch this pass waited for is gone from the store (another program
+                // changed it) or was never submitted: nothing can finish, so waiting would
+                // never end. The caller says "no batch left to wait for".
+                return Ok(Step::Idle);
+            }
+            if collected > 0 {
                 self.summary.in_flight = state::open_batches(&self.store)
                     .await
                     .map_err(RunnerError::Store)?
@@ -258,8 +265,9 @@ impl BatchRunner {
         }
     }
 
-    /// Checks every batch in flight once, collecting those that finished; returns how many.
-    async fn poll_once(&mut self) -> Result<usize, RunnerError> {
+    /// Checks every batch in flight once, collecting those that finished; returns how many it
+    /// collected and how many are still in flight.
+    async fn poll_once(&mut self) -> Result<(usize, usize), RunnerError> {
         let mut collected = 0;
         let mut done = 0u64;
         let mut total = 0u64;
@@ -304,7 +312,7 @@ impl BatchRunner {
                 crate::render::group(total as usize)
             )));
         }
-        Ok(collected)
+        Ok((collected, in_flight))
     }
 
     /// Writes the pending requests into request files and submits them, within the file limits

@@ -815,3 +815,52 @@ async fn a_state_store_that_fails_while_a_digest_waits_for_its_batch_exits_4() {
     assert!(text.contains("cannot use the state store"), "{text}");
     assert!(!text.contains("the endpoint rejected"), "{text}");
 }
+
+/// The batches a waiting run knows of vanish from its store (another program deleted them):
+/// nothing can finish any more, so the run stops with "no batch left to wait for" instead of
+/// polling forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_batches_vanish_from_the_store_stops_instead_of_polling_forever() {
+    let mock = MockProvider::start(&["--batch-completion", "30s"]);
+    let env = TestEnv::new()
+        .await
+        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    env.short_articles(2);
+    let mut child = env
+        .summarize_command()
+        .arg("--batch")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while mock.stats().await["batches"] == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no batch submitted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let db = rusqlite::Connection::open(env.out().join(".hanbrief/state.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute_batch("DELETE FROM batches").unwrap();
+    drop(db);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("still polling 20 s after its batches vanished");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let o = child.wait_with_output().unwrap();
+    assert!(!status.success(), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("no batch left to wait for"),
+        "{}",
+        output_text(&o)
+    );
+}
