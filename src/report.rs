@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::EXIT_PROVIDER;
+use crate::error::{EXIT_INTERNAL, EXIT_PROVIDER};
 
 /// What happened to one article.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,8 +207,10 @@ impl RunReport {
                 _ => continue,
             };
             let reason = a.reason.as_deref().unwrap_or("");
-            // The error that stopped the run was logged when it happened; once is enough.
-            let shown = if self.exit_code == EXIT_PROVIDER && a.reason == self.stopped {
+            // The error that stopped the run (the provider's, or the state store's) was logged
+            // when it happened; once is enough.
+            let logged = matches!(self.exit_code, EXIT_PROVIDER | EXIT_INTERNAL);
+            let shown = if logged && a.reason == self.stopped {
                 "its call met the error above, which stopped the run"
             } else {
                 reason
@@ -284,10 +286,11 @@ impl RunReport {
             ));
         }
         if let Some(why) = &self.stopped {
-            let text = if self.exit_code == EXIT_PROVIDER {
-                "stopped early by the error above: no other call was sent".to_string()
-            } else {
-                format!("stopped early: {why}")
+            let text = match self.exit_code {
+                EXIT_PROVIDER => "stopped early by the error above: no other call was sent".into(),
+                // Only batch mode's state store stops a run with 4, and it logs why.
+                EXIT_INTERNAL => "stopped early by the error above".into(),
+                _ => format!("stopped early: {why}"),
             };
             lines.push((text, serde_json::json!({"stopped": why})));
         }

@@ -768,6 +768,13 @@ async fn a_state_store_that_fails_while_waiting_for_a_batch_exits_4() {
         output_text(&o)
     );
     assert_eq!(env.report()["exit_code"], 4, "{}", env.report());
+    // The store's error was logged once; the articles it stopped point at it.
+    assert_eq!(
+        output_text(&o).matches("is not usable").count(),
+        1,
+        "{}",
+        output_text(&o)
+    );
 }
 
 /// The digest's batch mode too: a store that fails under the waiting digest is hanbrief's own
