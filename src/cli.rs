@@ -202,6 +202,29 @@ pub struct SummarizeArgs {
     /// the same folder picks them up.
     #[arg(long, requires = "batch")]
     pub no_wait: bool,
+    /// How briefs are written (overrides [summary] strategy).
+    #[arg(long, value_enum, value_name = "STRATEGY")]
+    pub strategy: Option<StrategyArg>,
+}
+
+/// How briefs are written (`--strategy`, overrides [summary] strategy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    /// The model reads the article (or notes on its parts) and quotes it.
+    Free,
+    /// hanbrief picks the most informative sentences itself; the model shortens and translates
+    /// them (for small local models).
+    Select,
+}
+
+impl StrategyArg {
+    /// The name `summary.strategy` takes.
+    pub fn name(self) -> String {
+        match self {
+            StrategyArg::Free => "free".into(),
+            StrategyArg::Select => "select".into(),
+        }
+    }
 }
 
 /// Output formats of `summarize`.
@@ -227,6 +250,10 @@ pub struct InspectArgs {
     /// Model whose tokenizer and window to plan for (overrides [endpoint] model).
     #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,
+    /// The strategy to plan for (overrides [summary] strategy): `select` shows the sentences
+    /// it would pick.
+    #[arg(long, value_enum, value_name = "STRATEGY")]
+    pub strategy: Option<StrategyArg>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -492,6 +519,10 @@ pub struct EvalArgs {
     /// Batch mode: the set's calls go through the provider's Batch API.
     #[arg(long)]
     pub batch: bool,
+    /// How briefs are written (overrides [summary] strategy): compare `free` and `select` on
+    /// the same set.
+    #[arg(long, value_enum, value_name = "STRATEGY")]
+    pub strategy: Option<StrategyArg>,
 }
 
 /// A rate between 0 and 1, written as a fraction (`0.8`) or a percentage (`80%`).

@@ -92,6 +92,8 @@ pub struct Overrides {
     pub timezone: Option<String>,
     /// `--batch`: batch mode for this run.
     pub batch: bool,
+    /// `--strategy`: `free` or `select` (as `summary.strategy` spells them).
+    pub strategy: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -402,6 +404,9 @@ impl Layers {
         }
         if o.batch {
             flag("batch.enabled", "--batch", true.into())?;
+        }
+        if let Some(strategy) = &o.strategy {
+            flag("summary.strategy", "--strategy", strategy.clone().into())?;
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 
 use super::load_settings;
 use super::signal::shutdown_on_signals;
-use crate::cli::EvalArgs;
+use crate::cli::{EvalArgs, StrategyArg};
 use crate::config::Overrides;
 use crate::error::{EXIT_INTERRUPTED, EXIT_OK, EXIT_PROVIDER, EXIT_QUALITY};
 use crate::eval::EvalReport;
@@ -22,6 +22,7 @@ pub(super) async fn run(config_flag: &Option<PathBuf>, args: EvalArgs) -> Result
         config_flag,
         Overrides {
             batch: args.batch,
+            strategy: args.strategy.map(StrategyArg::name),
             ..args.endpoint.clone().into()
         },
     )?;

@@ -49,6 +49,7 @@ pub(super) fn run(config_flag: &Option<PathBuf>, args: InspectArgs) -> Result<u8
         config_flag,
         Overrides {
             model: args.model,
+            strategy: args.strategy.map(crate::cli::StrategyArg::name),
             ..Default::default()
         },
     )?;

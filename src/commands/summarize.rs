@@ -28,6 +28,7 @@ pub(super) async fn run(global: &GlobalArgs, args: SummarizeArgs) -> Result<u8> 
             max_in_flight: args.jobs,
             output_dir: args.out,
             batch: args.batch,
+            strategy: args.strategy.map(crate::cli::StrategyArg::name),
             ..args.endpoint.into()
         },
     )?;

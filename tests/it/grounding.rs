@@ -359,3 +359,30 @@ async fn the_select_strategy_sends_picked_sentences_and_quotes_them() {
     assert_eq!(brief["checks"]["ungrounded"], json!([]));
     assert_eq!(brief["checks"]["unsupported_figures"], json!([]));
 }
+
+/// `--strategy` overrides `[summary] strategy` for one run (here `inspect`, which shows the
+/// sentences `select` would pick, and none under the default `free`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_strategy_flag_overrides_the_config_for_one_run() {
+    let env = TestEnv::new().await;
+    let path = env.article("long.txt", &factories(6));
+    let path = path.to_str().unwrap();
+    let plan = |args: &[&str]| {
+        let mut all = vec!["inspect", path, "--json"];
+        all.extend_from_slice(args);
+        let out = env.command(&all).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert!(plan(&[])["selected"].is_null(), "free by default");
+    let selected = plan(&["--strategy", "select"])["selected"].clone();
+    assert!(
+        selected.as_array().is_some_and(|s| !s.is_empty()),
+        "{selected}"
+    );
+    let bad = env
+        .command(&["inspect", path, "--strategy", "extract"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", output_text(&bad));
+}
