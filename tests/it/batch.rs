@@ -722,18 +722,16 @@ async fn batch_commands_on_a_folder_or_batch_that_is_not_there_are_usage_errors(
     );
 }
 
-/// The state store failing while a run waits for its batch is hanbrief's own work failing
-/// (exit 4, the store named), not the provider refusing us (3).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_state_store_that_fails_while_waiting_for_a_batch_exits_4() {
-    let mock = MockProvider::start(&["--batch-completion", "3s"]);
-    let env = TestEnv::new()
-        .await
-        .with_config(&mock_env_config(&mock.url, FAST_POLL));
-    env.short_articles(2);
-    let child = env
-        .summarize_command()
-        .arg("--batch")
+/// Spawns `hanbrief ARGS` (piped), waits until it has submitted a batch to `mock`, then runs
+/// `sql` on the output folder's state store under it, as another program would, and returns
+/// the still-running child.
+async fn tamper_while_waiting(
+    env: &TestEnv,
+    mock: &MockProvider,
+    mut command: std::process::Command,
+    sql: &str,
+) -> std::process::Child {
+    let child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -746,16 +744,36 @@ async fn a_state_store_that_fails_while_waiting_for_a_batch_exits_4() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Another program damages the store under the waiting run: the batches table loses a
-    // column the run reads.
     let db = rusqlite::Connection::open(env.out().join(".hanbrief/state.db")).unwrap();
     db.busy_timeout(Duration::from_secs(10)).unwrap();
-    db.execute_batch("ALTER TABLE batches RENAME COLUMN status TO damaged")
-        .unwrap();
-    drop(db);
-    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+    db.execute_batch(sql).unwrap();
+    child
+}
+
+/// The damage the store tests do: the batches table loses a column every read of it names.
+const DAMAGE: &str = "ALTER TABLE batches RENAME COLUMN status TO damaged";
+
+async fn wait_for_output(child: std::process::Child) -> std::process::Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The state store failing while a run waits for its batch is hanbrief's own work failing
+/// (exit 4, the store named), not the provider refusing us (3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_store_that_fails_while_waiting_for_a_batch_exits_4() {
+    let mock = MockProvider::start(&["--batch-completion", "3s"]);
+    let env = TestEnv::new()
+        .await
+        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    env.short_articles(2);
+    let mut command = env.summarize_command();
+    command.arg("--batch");
+    // Another program damages the store under the waiting run: the batches table loses a
+    // column the run reads.
+    let child = tamper_while_waiting(&env, &mock, command, DAMAGE).await;
+    let o = wait_for_output(child).await;
     assert_eq!(o.status.code(), Some(4), "{}", output_text(&o));
     assert!(
         output_text(&o).contains("the state store") && output_text(&o).contains("is not usable"),
@@ -789,34 +807,15 @@ async fn a_state_store_that_fails_while_a_digest_waits_for_its_batch_exits_4() {
     let o = env.summarize(&[]).await;
     assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
     let (config, out) = (env.config_path(), env.out());
-    let child = env
-        .command(&[
-            "--config",
-            config.to_str().unwrap(),
-            "digest",
-            out.to_str().unwrap(),
-            "--batch",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while mock.stats().await["batches"] == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no batch submitted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let db = rusqlite::Connection::open(env.out().join(".hanbrief/state.db")).unwrap();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    db.execute_batch("ALTER TABLE batches RENAME COLUMN status TO damaged")
-        .unwrap();
-    drop(db);
-    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let command = env.command(&[
+        "--config",
+        config.to_str().unwrap(),
+        "digest",
+        out.to_str().unwrap(),
+        "--batch",
+    ]);
+    let child = tamper_while_waiting(&env, &mock, command, DAMAGE).await;
+    let o = wait_for_output(child).await;
     assert_eq!(o.status.code(), Some(4), "{}", output_text(&o));
     let text = output_text(&o);
     assert!(text.contains("cannot use the state store"), "{text}");
@@ -833,25 +832,9 @@ async fn a_run_whose_batches_vanish_from_the_store_stops_instead_of_polling_fore
         .await
         .with_config(&mock_env_config(&mock.url, FAST_POLL));
     env.short_articles(2);
-    let mut child = env
-        .summarize_command()
-        .arg("--batch")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while mock.stats().await["batches"] == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no batch submitted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let db = rusqlite::Connection::open(env.out().join(".hanbrief/state.db")).unwrap();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    db.execute_batch("DELETE FROM batches").unwrap();
-    drop(db);
+    let mut command = env.summarize_command();
+    command.arg("--batch");
+    let mut child = tamper_while_waiting(&env, &mock, command, "DELETE FROM batches").await;
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
