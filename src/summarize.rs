@@ -922,8 +922,9 @@ fn settle_select(
         }];
     }
     let sentences: Vec<&str> = picked.iter().map(|s| s.text.as_str()).collect();
+    let joined = sentences.join("\n");
     let headline = brief::plain_heading(title);
-    let known = SourceFigures::new(&format!("{headline}\n{}", sentences.join("\n")));
+    let known = SourceFigures::new(&format!("{headline}\n{joined}"));
     let strays = |ko: &str| !brief::is_korean(ko) || !known.unsupported(ko).is_empty();
     let mut lead = sentences.iter();
     if strays(&content.title.ko) {
@@ -947,7 +948,6 @@ fn settle_select(
     let title_ko = content.title.ko.clone();
     keep_what_the_sentences_say(content, &title_ko);
 
-    let joined = sentences.join("\n");
     let picked_passages = Passages::new(&joined);
     let article = Passages::new(article);
     content.figures.retain_mut(|f| {
