@@ -396,22 +396,10 @@ async fn a_kill_while_waiting_then_a_rerun_submits_nothing_twice() {
         .await
         .with_config(&mock_env_config(&mock.url, FAST_POLL));
     env.short_articles(4);
-    let mut child = env
-        .summarize_command()
-        .arg("--batch")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut command = env.summarize_command();
+    command.arg("--batch");
     // Wait until the batch is at the provider, then kill -9 while the run waits for it.
-    let started = Instant::now();
-    while mock.stats().await["batches"] == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no batch submitted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut child = spawn_until_a_batch_is_out(&mock, command).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -722,14 +710,10 @@ async fn batch_commands_on_a_folder_or_batch_that_is_not_there_are_usage_errors(
     );
 }
 
-/// Spawns `hanbrief ARGS` (piped), waits until it has submitted a batch to `mock`, then runs
-/// `sql` on the output folder's state store under it, as another program would, and returns
-/// the still-running child.
-async fn tamper_while_waiting(
-    env: &TestEnv,
+/// Spawns `command` (output piped) and returns it once it has submitted a batch to `mock`.
+async fn spawn_until_a_batch_is_out(
     mock: &MockProvider,
     mut command: std::process::Command,
-    sql: &str,
 ) -> std::process::Child {
     let child = command
         .stdout(Stdio::piped())
@@ -744,6 +728,18 @@ async fn tamper_while_waiting(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    child
+}
+
+/// [`spawn_until_a_batch_is_out`], then runs `sql` on the output folder's state store under the
+/// waiting run, as another program would; returns the still-running child.
+async fn tamper_while_waiting(
+    env: &TestEnv,
+    mock: &MockProvider,
+    command: std::process::Command,
+    sql: &str,
+) -> std::process::Child {
+    let child = spawn_until_a_batch_is_out(mock, command).await;
     let db = rusqlite::Connection::open(env.out().join(".hanbrief/state.db")).unwrap();
     db.busy_timeout(Duration::from_secs(10)).unwrap();
     db.execute_batch(sql).unwrap();
