@@ -262,10 +262,7 @@ async fn batch_runs_over_the_shared_corpus() {
         eprintln!("no {corpus}: skipped (CI has it)");
         return;
     }
-    let mock = MockProvider::start(&["--batch-completion", "300ms"]);
-    let env = TestEnv::new()
-        .await
-        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    let (mock, env) = batch_env(&["--batch-completion", "300ms"]).await;
     let out = env.out().display().to_string();
     let o = env.run(&["summarize", corpus, "-o", &out, "--batch"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
@@ -342,10 +339,8 @@ async fn requests_past_the_attempts_are_sent_as_ordinary_calls() {
 async fn the_enqueued_token_limit_is_learnt_and_kept() {
     // Each short request is about 600 prompt tokens: 1,500 lets two at a time, and the first
     // file (all five) is refused.
-    let mock = MockProvider::start(&["--batch-completion", "200ms", "--batch-token-limit", "1500"]);
-    let env = TestEnv::new()
-        .await
-        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    let (mock, env) =
+        batch_env(&["--batch-completion", "200ms", "--batch-token-limit", "1500"]).await;
     env.short_articles(5);
     let o = env.summarize(&["--batch"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
@@ -364,10 +359,7 @@ async fn the_enqueued_token_limit_is_learnt_and_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_wait_submits_and_the_next_run_picks_up() {
-    let mock = MockProvider::start(&["--batch-completion", "500ms"]);
-    let env = TestEnv::new()
-        .await
-        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    let (mock, env) = batch_env(&["--batch-completion", "500ms"]).await;
     env.short_articles(3);
     let o = env.summarize(&["--batch", "--no-wait"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
@@ -391,13 +383,9 @@ async fn no_wait_submits_and_the_next_run_picks_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_while_waiting_then_a_rerun_submits_nothing_twice() {
-    let mock = MockProvider::start(&["--batch-completion", "3s"]);
-    let env = TestEnv::new()
-        .await
-        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    let (mock, env) = batch_env(&["--batch-completion", "3s"]).await;
     env.short_articles(4);
-    let mut command = env.summarize_command();
-    command.arg("--batch");
+    let command = summarize_batch(&env);
     // Wait until the batch is at the provider, then kill -9 while the run waits for it.
     let mut child = spawn_until_a_batch_is_out(&mock, command).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -420,10 +408,7 @@ async fn a_kill_while_waiting_then_a_rerun_submits_nothing_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_listed_checked_and_cancelled() {
-    let mock = MockProvider::start(&["--batch-completion", "6s"]);
-    let env = TestEnv::new()
-        .await
-        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    let (mock, env) = batch_env(&["--batch-completion", "6s"]).await;
     env.short_articles(2);
     let o = env.summarize(&["--batch", "--no-wait"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
@@ -573,10 +558,7 @@ async fn the_azure_recipe_uses_azures_batch_endpoints() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_and_eval_take_batch_too() {
-    let mock = MockProvider::start(&["--batch-completion", "200ms"]);
-    let env = TestEnv::new()
-        .await
-        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    let (mock, env) = batch_env(&["--batch-completion", "200ms"]).await;
     env.short_articles(3);
     let o = env.summarize(&["--batch"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
@@ -710,6 +692,23 @@ async fn batch_commands_on_a_folder_or_batch_that_is_not_there_are_usage_errors(
     );
 }
 
+/// A mock provider started with `args` (its batch behaviour) and a test folder whose config
+/// points at it, polling fast.
+async fn batch_env(args: &[&str]) -> (MockProvider, TestEnv) {
+    let mock = MockProvider::start(args);
+    let env = TestEnv::new()
+        .await
+        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    (mock, env)
+}
+
+/// `summarize articles -o out --batch`, as a command to spawn.
+fn summarize_batch(env: &TestEnv) -> std::process::Command {
+    let mut command = env.summarize_command();
+    command.arg("--batch");
+    command
+}
+
 /// Spawns `command` (output piped) and returns it once it has submitted a batch to `mock`.
 async fn spawn_until_a_batch_is_out(
     mock: &MockProvider,
@@ -759,13 +758,9 @@ async fn wait_for_output(child: std::process::Child) -> std::process::Output {
 /// (exit 4, the store named), not the provider refusing us (3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_store_that_fails_while_waiting_for_a_batch_exits_4() {
-    let mock = MockProvider::start(&["--batch-completion", "3s"]);
-    let env = TestEnv::new()
-        .await
-        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    let (mock, env) = batch_env(&["--batch-completion", "3s"]).await;
     env.short_articles(2);
-    let mut command = env.summarize_command();
-    command.arg("--batch");
+    let command = summarize_batch(&env);
     // Another program damages the store under the waiting run: the batches table loses a
     // column the run reads.
     let child = tamper_while_waiting(&env, &mock, command, DAMAGE).await;
@@ -795,10 +790,7 @@ async fn a_state_store_that_fails_while_waiting_for_a_batch_exits_4() {
 /// failure (4), not the provider refusing it, and the message does not blame the endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_store_that_fails_while_a_digest_waits_for_its_batch_exits_4() {
-    let mock = MockProvider::start(&["--batch-completion", "3s"]);
-    let env = TestEnv::new()
-        .await
-        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    let (mock, env) = batch_env(&["--batch-completion", "3s"]).await;
     env.short_articles(2);
     let o = env.summarize(&[]).await;
     assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
@@ -823,13 +815,9 @@ async fn a_state_store_that_fails_while_a_digest_waits_for_its_batch_exits_4() {
 /// polling forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_batches_vanish_from_the_store_stops_instead_of_polling_forever() {
-    let mock = MockProvider::start(&["--batch-completion", "30s"]);
-    let env = TestEnv::new()
-        .await
-        .with_config(&mock_env_config(&mock.url, FAST_POLL));
+    let (mock, env) = batch_env(&["--batch-completion", "30s"]).await;
     env.short_articles(2);
-    let mut command = env.summarize_command();
-    command.arg("--batch");
+    let command = summarize_batch(&env);
     let mut child = tamper_while_waiting(&env, &mock, command, "DELETE FROM batches").await;
     let started = Instant::now();
     let status = loop {

@@ -622,11 +622,9 @@ async fn a_run_waiting_on_a_slow_server_says_why() {
         .expect(1)
         .mount(&env.server)
         .await;
-    let input = env.input().display().to_string();
-    let out_dir = env.out().display().to_string();
     let out = env
-        .run_with_env(
-            &["summarize", &input, "-o", &out_dir],
+        .summarize_with_env(
+            &[],
             &[
                 (KEY_ENV, "sk-test-key-0123456789"),
                 ("HANBRIEF_STALL_WARNING", "1s"),

@@ -191,11 +191,17 @@ shutdown_grace = "2s"
 
     /// `summarize articles -o out` plus `extra` arguments.
     pub async fn summarize(&self, extra: &[&str]) -> Output {
+        self.summarize_with_env(extra, &[(KEY_ENV, "sk-test-key-0123456789")])
+            .await
+    }
+
+    /// [`TestEnv::summarize`] with these environment variables (the key among them, if any).
+    pub async fn summarize_with_env(&self, extra: &[&str], vars: &[(&str, &str)]) -> Output {
         let input = self.input().display().to_string();
         let out = self.out().display().to_string();
         let mut args = vec!["summarize", input.as_str(), "-o", out.as_str()];
         args.extend_from_slice(extra);
-        self.run(&args).await
+        self.run_with_env(&args, vars).await
     }
 
     /// The JSON brief for an input path relative to the input folder (`economy/a.txt` →

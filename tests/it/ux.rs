@@ -437,10 +437,7 @@ async fn without_a_terminal_progress_is_a_log_line_when_something_moved() {
     let input = env.input().display().to_string();
     let out_dir = env.out().display().to_string();
     let out = env
-        .run_with_env(
-            &["summarize", &input, "-o", &out_dir],
-            &[(KEY_ENV, "k"), ("HANBRIEF_PROGRESS_EVERY", "200ms")],
-        )
+        .summarize_with_env(&[], &[(KEY_ENV, "k"), ("HANBRIEF_PROGRESS_EVERY", "200ms")])
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
